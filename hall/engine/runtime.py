@@ -73,6 +73,8 @@ class CompiledProcess:
     main_file: str
     bpmn_xml: str
     dependencies: dict[str, str]
+    # Process-level extension properties: category, description, expectedDays, startableBy, inCatalogue.
+    metadata: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -173,7 +175,19 @@ def compile_process(files: dict[str, bytes], forms: dict[str, dict], max_bytes: 
         subprocess_specs=subprocess_specs, user_tasks=user_tasks, forms=forms, main_file=main_file,
         bpmn_xml=files[main_file].decode("utf-8"),
         dependencies={n: c.decode("utf-8") for n, c in files.items() if n != main_file},
+        metadata=_process_properties(main),
     )
+
+
+def _process_properties(process) -> dict:
+    props = {}
+    for node in process.findall("{*}extensionElements/{*}properties/{*}property"):
+        if node.get("name"):
+            props[node.get("name")] = node.get("value", "")
+    documentation = process.find("{*}documentation")
+    if documentation is not None and documentation.text and "description" not in props:
+        props["description"] = documentation.text.strip()
+    return props
 
 
 def _problem_from_validation(err: ValidationException, filename: str) -> Problem:
@@ -251,7 +265,7 @@ class Engine:
         try:
             if task is not None:
                 task.run()
-            workflow.refresh_waiting_tasks()
+            workflow.refresh_timers()
             workflow.do_engine_steps(did_complete_task=self._guard_task)
             self._guard_depth(workflow)
         except InstanceFailed as err:

@@ -1,0 +1,59 @@
+"""Sign-in with local accounts and account management."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from hall.accounts.models import BUILTIN_ROLES, Role, User
+from hall.errors import HallError, Invalid
+from hall.extensions import db
+from hall.org.models import Membership
+
+
+def authenticate(username: str, password: str) -> User:
+    user = db.session.scalar(sa.select(User).where(User.username == (username or "").strip()))
+    if user is None or not user.active or not user.check_password(password or ""):
+        raise HallError("用户名或密码错误", code=401)
+    return user
+
+
+def ensure_roles() -> None:
+    existing = set(db.session.scalars(sa.select(Role.code)))
+    for code, name in BUILTIN_ROLES.items():
+        if code not in existing:
+            db.session.add(Role(code=code, name=name))
+    db.session.flush()
+
+
+def create_user(username: str, name: str, password: str | None = None, email: str | None = None,
+                org_unit_id: int | None = None, roles: list[tuple[str, int | None]] | None = None,
+                commit: bool = True) -> User:
+    """Create a user; `roles` are (role code, org unit id or None for college-wide)."""
+    if not username or not name:
+        raise Invalid("用户名和姓名不能为空")
+    if db.session.scalar(sa.select(User.id).where(User.username == username)):
+        raise HallError(f"用户 {username} 已存在", code=409)
+    user = User(username=username, name=name, email=email, org_unit_id=org_unit_id)
+    if password:
+        user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    for role, unit in roles or []:
+        grant_role(user, role, unit)
+    if commit:
+        db.session.commit()
+    return user
+
+
+def grant_role(user: User, role: str, org_unit_id: int | None = None) -> Membership:
+    if db.session.get(Role, role) is None:
+        db.session.add(Role(code=role, name=BUILTIN_ROLES.get(role, role)))
+        db.session.flush()
+    membership = Membership(user_id=user.id, role_code=role, org_unit_id=org_unit_id)
+    db.session.add(membership)
+    db.session.flush()
+    return membership
+
+
+def get_user(username: str) -> User | None:
+    return db.session.scalar(sa.select(User).where(User.username == username))

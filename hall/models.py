@@ -1,0 +1,6 @@
+"""Imports every domain's models so that the metadata (and Alembic) sees all tables."""
+
+from hall.accounts.models import Role, User  # noqa: F401
+from hall.org.models import Membership, OrgUnit  # noqa: F401
+from hall.processes.models import InstanceEvent, ProcessDefinition, ProcessInstance, ProcessVersion, Timer  # noqa: F401
+from hall.tasks.models import Attachment, Comment, HumanTask, TaskCandidate  # noqa: F401

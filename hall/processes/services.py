@@ -1,0 +1,514 @@
+"""Process definitions and instances: deploy, start, list, read, administer, fire timers.
+
+Every state change of an instance is one short transaction, taken after the engine work is done:
+the instance row is updated only if its version is still the one that was read (optimistic lock),
+together with the task projection and the history events.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import current_app
+
+from hall.accounts.models import User
+from hall.db_types import utcnow
+from hall.engine import CompiledProcess, DiagramRefused, Outcome, compile_process
+from hall.errors import BadRequest, Conflict, Forbidden, HallError, Invalid, NotFound
+from hall.extensions import db
+from hall.processes import registry
+from hall.processes.models import InstanceEvent, ProcessDefinition, ProcessInstance, ProcessVersion, Timer
+from hall.tasks.assignment import AssignmentResolver
+from hall.tasks.models import HumanTask, TaskCandidate
+
+OPEN_TASK_STATES = ("ready", "blocked")
+
+
+# -- deploy ------------------------------------------------------------------------------------------
+
+def deploy(files: dict[str, bytes], forms: dict[str, dict], user: User | None = None,
+           main_file: str | None = None) -> tuple[ProcessVersion, bool]:
+    """Deploy BPMN files with their forms; identical content returns the existing version (created=False)."""
+    try:
+        process = compile_process(files, forms, current_app.config["MAX_BPMN_BYTES"], main_file)
+    except DiagramRefused as err:
+        raise HallError("流程图未通过校验，不能部署", errors=[p.as_dict() for p in err.problems], code=422) from None
+    definition = db.session.scalar(sa.select(ProcessDefinition).where(ProcessDefinition.key == process.key))
+    if definition is not None:
+        existing = db.session.scalar(sa.select(ProcessVersion).where(
+            ProcessVersion.definition_id == definition.id, ProcessVersion.content_hash == process.content_hash
+        ))
+        if existing is not None:
+            return existing, False
+    meta = process.metadata
+    if definition is None:
+        definition = ProcessDefinition(key=process.key)
+        db.session.add(definition)
+    definition.name = process.name
+    definition.category = meta.get("category") or definition.category or "其他"
+    definition.description = meta.get("description", definition.description or "")
+    if meta.get("expectedDays", "").isdigit():
+        definition.expected_days = int(meta["expectedDays"])
+    if "startableBy" in meta:
+        definition.startable_by = [r.strip() for r in meta["startableBy"].split(",") if r.strip()]
+    if "inCatalogue" in meta:
+        definition.in_catalogue = meta["inCatalogue"].lower() not in ("false", "0", "no")
+    db.session.flush()
+    number = (db.session.scalar(
+        sa.select(sa.func.max(ProcessVersion.number)).where(ProcessVersion.definition_id == definition.id)
+    ) or 0) + 1
+    version = ProcessVersion(
+        definition_id=definition.id, number=number, content_hash=process.content_hash,
+        bpmn_filename=process.main_file, bpmn_xml=process.bpmn_xml, forms=process.forms,
+        dependencies=process.dependencies, deployed_by_id=user.id if user else None,
+    )
+    db.session.add(version)
+    db.session.flush()
+    definition.latest_version_id = version.id
+    db.session.commit()
+    registry.remember(version.id, process)
+    return version, True
+
+
+_FORM_REF = re.compile(r'name="(?:formJsonSchemaFilename|formUiSchemaFilename)"\s+value="([^"]+)"')
+
+
+def deploy_directory(workflows_dir: str, forms_dir: str, user: User | None = None) -> list[tuple[ProcessVersion, bool]]:
+    """Deploy every .bpmn file of a folder with the forms it names from the forms folder."""
+    results = []
+    for path in sorted(Path(workflows_dir).glob("*.bpmn")):
+        content = path.read_bytes()
+        forms = {}
+        for name in sorted(set(_FORM_REF.findall(content.decode("utf-8")))):
+            form_path = Path(forms_dir) / name
+            if form_path.exists():
+                forms[name] = json.loads(form_path.read_text(encoding="utf-8"))
+        results.append(deploy({path.name: content}, forms, user))
+    return results
+
+
+def list_definitions(catalogue_only: bool = False) -> list[ProcessDefinition]:
+    query = sa.select(ProcessDefinition).where(ProcessDefinition.latest_version_id.is_not(None))
+    if catalogue_only:
+        query = query.where(ProcessDefinition.in_catalogue.is_(True))
+    return list(db.session.scalars(query.order_by(ProcessDefinition.category, ProcessDefinition.name)))
+
+
+def catalogue(user: User, search: str | None = None) -> list[ProcessDefinition]:
+    """Definitions this user may start, by category."""
+    roles = user.role_codes
+    items = [d for d in list_definitions(catalogue_only=True) if not d.startable_by or roles & set(d.startable_by)]
+    if search:
+        needle = search.strip().lower()
+        items = [d for d in items if needle in d.name.lower() or needle in (d.description or "").lower()
+                 or needle in d.category.lower()]
+    return items
+
+
+def get_definition(key: str) -> ProcessDefinition:
+    definition = db.session.scalar(sa.select(ProcessDefinition).where(ProcessDefinition.key == key))
+    if definition is None or definition.latest_version_id is None:
+        raise NotFound(f"流程 {key} 不存在")
+    return definition
+
+
+def list_versions(key: str) -> list[ProcessVersion]:
+    definition = get_definition(key)
+    return list(db.session.scalars(
+        sa.select(ProcessVersion).where(ProcessVersion.definition_id == definition.id).order_by(ProcessVersion.number)
+    ))
+
+
+def get_version(key: str, number: int) -> ProcessVersion:
+    definition = get_definition(key)
+    version = db.session.scalar(sa.select(ProcessVersion).where(
+        ProcessVersion.definition_id == definition.id, ProcessVersion.number == number
+    ))
+    if version is None:
+        raise NotFound(f"流程 {key} 没有第 {number} 版")
+    return version
+
+
+# -- instances ---------------------------------------------------------------------------------------
+
+def start_instance(key: str, user: User, data: dict | None = None, org_unit_id: int | None = None,
+                   subject_id: int | None = None, title: str | None = None, check_startable: bool = True,
+                   commit: bool = True) -> ProcessInstance:
+    """Start the latest version of a definition for *user*; the first tasks are created with it."""
+    definition = get_definition(key)
+    if check_startable and definition.startable_by and not (user.role_codes & set(definition.startable_by)):
+        raise Forbidden("您没有发起此流程的权限")
+    version = db.session.get(ProcessVersion, definition.latest_version_id)
+    process = registry.compiled(version)
+    data = dict(data or {})
+    data.setdefault("starter", user.username)
+    data.setdefault("starter_name", user.name)
+    outcome = registry.engine().start(process, data)
+    instance = ProcessInstance(
+        definition_id=definition.id, process_version_id=version.id, starter_id=user.id,
+        org_unit_id=org_unit_id or user.org_unit_id, subject_id=subject_id,
+        title=title or f"{definition.name} · {user.name}", workflow={}, version=0,
+    )
+    db.session.add(instance)
+    db.session.flush()
+    events = [InstanceEvent(instance_id=instance.id, kind="started", actor_id=user.id, data=data or None)]
+    apply_outcome(instance, process, outcome, events, expected_version=None)
+    if commit:
+        db.session.commit()
+    return instance
+
+
+def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: Outcome,
+                  events: list[InstanceEvent], expected_version: int | None,
+                  open_tasks: list[HumanTask] | None = None, finished_task_id: int | None = None) -> None:
+    """Write an engine outcome: the instance (version-guarded), new/cancelled tasks, timers, events.
+
+    `open_tasks` are the instance's open tasks as read before the engine ran; when None they are read here.
+    Raises Conflict when another request changed the instance in between.
+    """
+    now = utcnow()
+    state = outcome.status
+    if instance.state == "suspended" and state == "running":
+        state = "suspended"
+    values = dict(
+        workflow=outcome.state, state=state, current_elements=outcome.current_elements,
+        completed_elements=outcome.completed_elements, error_message=outcome.error_message,
+        error_element=outcome.error_element,
+        ended_at=now if state == "completed" else None,
+    )
+    if expected_version is None:  # a new instance, flushed by this transaction
+        for name, value in values.items():
+            setattr(instance, name, value)
+        instance.version = 1
+        db.session.flush()
+    else:
+        result = db.session.execute(
+            sa.update(ProcessInstance)
+            .where(ProcessInstance.id == instance.id, ProcessInstance.version == expected_version)
+            .values(version=expected_version + 1, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            db.session.rollback()
+            raise Conflict("流程实例已被他人更新，请刷新后重试")
+        instance.version = expected_version + 1
+
+    if open_tasks is None:
+        open_tasks = list(db.session.scalars(sa.select(HumanTask).where(
+            HumanTask.instance_id == instance.id, HumanTask.state.in_(OPEN_TASK_STATES)
+        ))) if expected_version is not None else []
+    ready_ids = {r.engine_task_id for r in outcome.ready}
+    known = {t.engine_task_id for t in open_tasks if t.kind == "user"}
+    # Tasks the engine no longer offers (an interrupting timer, termination) are cancelled.
+    stale = [t.id for t in open_tasks if t.id != finished_task_id and
+             (t.engine_task_id not in ready_ids or t.kind == "sign" and t.parent_task_id == finished_task_id)]
+    if stale:
+        db.session.execute(
+            sa.update(HumanTask).where(HumanTask.id.in_(stale))
+            .values(state="cancelled", version=HumanTask.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+    new = [r for r in outcome.ready if r.engine_task_id not in known]
+    if new:
+        resolver = AssignmentResolver(instance)
+        rows = []
+        assignments = []
+        for ready in new:
+            assignment = resolver.resolve(ready.lane, ready.properties, ready.data)
+            assignments.append(assignment)
+            rows.append(HumanTask(
+                instance_id=instance.id, engine_task_id=ready.engine_task_id, element_id=ready.element_id,
+                name=ready.name, lane=ready.lane, form_key=ready.form_key, ui_form_key=ready.ui_form_key,
+                assignee_id=assignment.assignee_id, due_at=_due(ready.properties, now),
+            ))
+        db.session.add_all(rows)
+        db.session.flush()
+        candidates = [
+            TaskCandidate(task_id=row.id, user_id=user_id, role_code=role, org_unit_id=unit)
+            for row, assignment in zip(rows, assignments) for (user_id, role, unit) in assignment.candidates
+        ]
+        db.session.add_all(candidates)
+        events += [InstanceEvent(instance_id=instance.id, task_id=row.id, element_id=row.element_id,
+                                 kind="task_created", at=now) for row in rows]
+    if outcome.timers:
+        waiting = set(instance_timer_ids(instance))
+        fresh = [t for t in outcome.timers if t[0] not in waiting]
+        db.session.add_all(Timer(instance_id=instance.id, engine_task_id=tid, element_id=element, due_at=due)
+                           for tid, element, due in fresh)
+    if state == "completed":
+        events.append(InstanceEvent(instance_id=instance.id, kind="completed", at=now))
+    elif state == "error":
+        events.append(InstanceEvent(instance_id=instance.id, kind="error", element_id=outcome.error_element,
+                                    at=now, data={"message": outcome.error_message}))
+    for event in events:
+        event.instance_id = instance.id
+    db.session.add_all(events)
+    db.session.flush()
+
+
+def instance_timer_ids(instance: ProcessInstance) -> list[str]:
+    """Engine task ids of the timers this instance already has rows for (read from its state's projection)."""
+    if instance.version in (0, 1) and not instance.id:
+        return []
+    return list(db.session.scalars(sa.select(Timer.engine_task_id).where(
+        Timer.instance_id == instance.id, Timer.fired_at.is_(None)
+    )))
+
+
+def _due(properties: dict, now: datetime) -> datetime | None:
+    """A due time from the task's `dueInDays` / `dueInHours` property."""
+    try:
+        if properties.get("dueInDays"):
+            return now + timedelta(days=float(properties["dueInDays"]))
+        if properties.get("dueInHours"):
+            return now + timedelta(hours=float(properties["dueInHours"]))
+    except ValueError:
+        return None
+    return None
+
+
+def can_see_instance(instance: ProcessInstance, user: User) -> bool:
+    if user.is_admin or instance.starter_id == user.id:
+        return True
+    return bool(db.session.scalar(
+        sa.select(sa.literal(1)).select_from(HumanTask)
+        .outerjoin(TaskCandidate, TaskCandidate.task_id == HumanTask.id)
+        .where(HumanTask.instance_id == instance.id, sa.or_(
+            HumanTask.assignee_id == user.id, HumanTask.completed_by_id == user.id,
+            TaskCandidate.user_id == user.id, *_role_match(user),
+        )).limit(1)
+    ))
+
+
+def _role_match(user: User) -> list:
+    clauses = []
+    for membership in user.memberships:
+        clauses.append(sa.and_(
+            TaskCandidate.role_code == membership.role_code,
+            sa.or_(TaskCandidate.org_unit_id.is_(None), TaskCandidate.org_unit_id == membership.org_unit_id)
+            if membership.org_unit_id is not None else sa.true(),
+        ))
+    return clauses
+
+
+def get_instance(instance_id: int, user: User) -> ProcessInstance:
+    instance = db.session.get(ProcessInstance, instance_id)
+    if instance is None or not can_see_instance(instance, user):
+        raise NotFound(f"流程实例 {instance_id} 不存在")
+    return instance
+
+
+def instance_history(instance: ProcessInstance) -> list[InstanceEvent]:
+    return list(db.session.scalars(
+        sa.select(InstanceEvent).where(InstanceEvent.instance_id == instance.id).order_by(InstanceEvent.id)
+    ))
+
+
+def instance_tasks(instance: ProcessInstance) -> list[HumanTask]:
+    return list(db.session.scalars(
+        sa.select(HumanTask).where(HumanTask.instance_id == instance.id).order_by(HumanTask.id)
+    ))
+
+
+def list_instances(user: User, definition: str | None = None, state: str | None = None,
+                   starter: str | None = None, org_unit: int | None = None, since: datetime | None = None,
+                   until: datetime | None = None, page: int = 1, page_size: int = 20):
+    """Instances the user may see: administrators all, others the ones they started or took part in."""
+    query = sa.select(ProcessInstance)
+    if definition:
+        query = query.join(ProcessDefinition).where(ProcessDefinition.key == definition)
+    if state:
+        query = query.where(ProcessInstance.state == state)
+    if starter:
+        query = query.join(User, User.id == ProcessInstance.starter_id).where(User.username == starter)
+    if org_unit:
+        query = query.where(ProcessInstance.org_unit_id == org_unit)
+    if since:
+        query = query.where(ProcessInstance.started_at >= since)
+    if until:
+        query = query.where(ProcessInstance.started_at < until)
+    if not user.is_admin:
+        involved = (
+            sa.select(HumanTask.instance_id)
+            .outerjoin(TaskCandidate, TaskCandidate.task_id == HumanTask.id)
+            .where(sa.or_(HumanTask.assignee_id == user.id, HumanTask.completed_by_id == user.id,
+                          TaskCandidate.user_id == user.id, *_role_match(user)))
+        )
+        query = query.where(sa.or_(ProcessInstance.starter_id == user.id, ProcessInstance.id.in_(involved)))
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    items = db.session.scalars(
+        query.order_by(ProcessInstance.id.desc()).limit(page_size).offset((page - 1) * page_size)
+    ).all()
+    return items, total
+
+
+# -- administration ----------------------------------------------------------------------------------
+
+def _require_admin(user: User) -> None:
+    if not user.is_admin:
+        raise Forbidden("只有系统管理员可以执行此操作")
+
+
+def _set_state(instance_id: int, user: User, allowed_from: tuple, new_state: str, kind: str,
+               data: dict | None = None) -> ProcessInstance:
+    instance = db.session.get(ProcessInstance, instance_id)
+    if instance is None:
+        raise NotFound(f"流程实例 {instance_id} 不存在")
+    if instance.state not in allowed_from:
+        raise Conflict(f"流程实例当前状态为 {instance.state}，不能执行此操作")
+    result = db.session.execute(
+        sa.update(ProcessInstance)
+        .where(ProcessInstance.id == instance.id, ProcessInstance.version == instance.version)
+        .values(state=new_state, version=instance.version + 1,
+                ended_at=utcnow() if new_state == "terminated" else None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        raise Conflict("流程实例已被他人更新，请刷新后重试")
+    if new_state == "terminated":
+        db.session.execute(
+            sa.update(HumanTask).where(HumanTask.instance_id == instance.id, HumanTask.state.in_(OPEN_TASK_STATES))
+            .values(state="cancelled", version=HumanTask.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.execute(sa.update(Timer).where(Timer.instance_id == instance.id, Timer.fired_at.is_(None))
+                           .values(fired_at=utcnow()))
+    db.session.add(InstanceEvent(instance_id=instance.id, kind=kind, actor_id=user.id, data=data))
+    db.session.commit()
+    db.session.refresh(instance)
+    return instance
+
+
+def suspend_instance(instance_id: int, user: User) -> ProcessInstance:
+    _require_admin(user)
+    return _set_state(instance_id, user, ("running", "error"), "suspended", "suspended")
+
+
+def resume_instance(instance_id: int, user: User) -> ProcessInstance:
+    _require_admin(user)
+    instance = db.session.get(ProcessInstance, instance_id)
+    target = "error" if instance is not None and instance.error_message else "running"
+    return _set_state(instance_id, user, ("suspended",), target, "resumed")
+
+
+def terminate_instance(instance_id: int, user: User, reason: str | None = None) -> ProcessInstance:
+    _require_admin(user)
+    return _set_state(instance_id, user, ("running", "suspended", "error"), "terminated", "terminated",
+                      {"reason": reason} if reason else None)
+
+
+def retry_instance(instance_id: int, user: User, data: dict | None = None) -> ProcessInstance:
+    """Run the failed step again, optionally after merging corrected data into it."""
+    _require_admin(user)
+    instance = db.session.get(ProcessInstance, instance_id)
+    if instance is None:
+        raise NotFound(f"流程实例 {instance_id} 不存在")
+    if instance.state != "error":
+        raise Conflict("只有出错的流程实例可以重试")
+    version = db.session.get(ProcessVersion, instance.process_version_id)
+    process = registry.compiled(version)
+    outcome = registry.engine().retry(process, instance.workflow, data)
+    events = [InstanceEvent(instance_id=instance.id, kind="retried", actor_id=user.id, element_id=instance.error_element,
+                            data=data or None)]
+    apply_outcome(instance, process, outcome, events, expected_version=instance.version)
+    db.session.commit()
+    db.session.refresh(instance)
+    return instance
+
+
+def withdraw_instance(instance_id: int, user: User) -> ProcessInstance:
+    """撤销: the starter takes back an application nobody else has acted on yet."""
+    instance = db.session.get(ProcessInstance, instance_id)
+    if instance is None or instance.starter_id != user.id:
+        raise NotFound(f"流程实例 {instance_id} 不存在或不是您发起的")
+    acted = db.session.scalar(sa.select(sa.func.count()).select_from(InstanceEvent).where(
+        InstanceEvent.instance_id == instance.id,
+        InstanceEvent.kind.in_(("task_completed", "claimed", "transferred", "signer_added", "returned")),
+        InstanceEvent.actor_id != user.id,
+    ))
+    if acted:
+        raise Conflict("已有人处理此申请，不能撤销")
+    return _set_state(instance_id, user, ("running", "suspended"), "terminated", "withdrawn")
+
+
+def urge_instance(instance_id: int, user: User) -> InstanceEvent:
+    """催办: the starter reminds the people holding the open tasks; at most once a day."""
+    instance = db.session.get(ProcessInstance, instance_id)
+    if instance is None or instance.starter_id != user.id:
+        raise NotFound(f"流程实例 {instance_id} 不存在或不是您发起的")
+    if instance.state != "running":
+        raise Conflict("只有进行中的申请可以催办")
+    recent = db.session.scalar(sa.select(sa.func.count()).select_from(InstanceEvent).where(
+        InstanceEvent.instance_id == instance.id, InstanceEvent.kind == "urged",
+        InstanceEvent.at >= utcnow() - timedelta(days=1),
+    ))
+    if recent:
+        raise HallError("今天已经催办过了，请明天再试", code=429)
+    open_tasks = db.session.scalars(sa.select(HumanTask).where(
+        HumanTask.instance_id == instance.id, HumanTask.state.in_(OPEN_TASK_STATES))).all()
+    event = InstanceEvent(instance_id=instance.id, kind="urged", actor_id=user.id,
+                          data={"tasks": [t.id for t in open_tasks]})
+    db.session.add(event)
+    db.session.commit()
+    return event
+
+
+# -- timers ------------------------------------------------------------------------------------------
+
+def fire_due_timers(now: datetime | None = None, limit: int = 200) -> int:
+    """Advance every instance with a due timer; returns how many instances moved."""
+    now = now or utcnow()
+    due = db.session.execute(
+        sa.select(Timer.id, Timer.instance_id).where(Timer.fired_at.is_(None), Timer.due_at <= now)
+        .order_by(Timer.due_at).limit(limit)
+    ).all()
+    db.session.rollback()
+    by_instance: dict[int, list[int]] = {}
+    for timer_id, instance_id in due:
+        by_instance.setdefault(instance_id, []).append(timer_id)
+    moved = 0
+    for instance_id, timer_ids in by_instance.items():
+        try:
+            if _fire_instance_timers(instance_id, timer_ids):
+                moved += 1
+        except Conflict:
+            continue  # somebody else moved it; the timer stays due and is tried on the next tick
+    return moved
+
+
+def _fire_instance_timers(instance_id: int, timer_ids: list[int]) -> bool:
+    instance = db.session.get(ProcessInstance, instance_id)
+    if instance is None or instance.state != "running":
+        db.session.execute(sa.update(Timer).where(Timer.id.in_(timer_ids)).values(fired_at=utcnow()))
+        db.session.commit()
+        return False
+    version = db.session.get(ProcessVersion, instance.process_version_id)
+    process = registry.compiled(version)
+    outcome = registry.engine().fire_timers(process, instance.workflow)
+    still_waiting = {t[0] for t in outcome.timers}
+    timers = db.session.scalars(sa.select(Timer).where(Timer.id.in_(timer_ids))).all()
+    events = []
+    for timer in timers:
+        if timer.engine_task_id not in still_waiting:
+            timer.fired_at = utcnow()
+            events.append(InstanceEvent(instance_id=instance.id, kind="timer_fired", element_id=timer.element_id))
+    apply_outcome(instance, process, outcome, events, expected_version=instance.version)
+    db.session.commit()
+    return True
+
+
+def parse_json_object(raw: str | bytes | None, what: str) -> dict:
+    if raw in (None, "", b""):
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise BadRequest(f"{what} 不是有效的 JSON") from None
+    if not isinstance(value, dict):
+        raise Invalid(f"{what} 应为 JSON 对象")
+    return value

@@ -1,0 +1,87 @@
+"""Marshmallow schemas of human tasks."""
+
+from marshmallow import Schema, fields, validate
+
+from hall.processes.schemas import PageArgs
+
+
+class TaskQuerySchema(PageArgs):
+    view = fields.String(load_default="open", validate=validate.OneOf(("open", "mine", "candidate", "completed")))
+    sort = fields.String(load_default="created", validate=validate.OneOf(("created", "due")))
+
+
+class TaskSchema(Schema):
+    id = fields.Integer()
+    instance_id = fields.Integer()
+    instance_title = fields.Function(lambda t: t.instance.title)
+    definition = fields.Function(lambda t: t.instance.definition.key)
+    element_id = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    lane = fields.String(allow_none=True)
+    state = fields.String()
+    assignee = fields.Function(lambda t: t.assignee.username if t.assignee else None)
+    version = fields.Integer()
+    due_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    completed_by = fields.Function(lambda t: t.completed_by.username if t.completed_by else None)
+    completed_at = fields.DateTime(allow_none=True)
+    parent_task_id = fields.Integer(allow_none=True)
+
+
+class TaskDetailSchema(TaskSchema):
+    form = fields.Raw(allow_none=True)
+    ui_schema = fields.Raw(allow_none=True)
+    data = fields.Raw()
+    draft = fields.Raw(allow_none=True)
+    submitted = fields.Raw(allow_none=True)
+    can_act = fields.Boolean()
+    can_return = fields.Boolean()
+
+
+class TaskListSchema(Schema):
+    items = fields.List(fields.Nested(TaskSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()
+
+
+class CompleteSchema(Schema):
+    data = fields.Dict(load_default=dict)
+    version = fields.Integer(required=True)
+
+
+class DraftSchema(Schema):
+    data = fields.Dict(required=True)
+
+
+class ReturnSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    version = fields.Integer(load_default=None, allow_none=True)
+
+
+class PersonSchema(Schema):
+    username = fields.String(required=True)
+    comment = fields.String(load_default=None, allow_none=True)
+
+
+class CommentInSchema(Schema):
+    body = fields.String(required=True)
+
+
+class CommentSchema(Schema):
+    id = fields.Integer()
+    author = fields.Function(lambda c: c.author.username)
+    author_name = fields.Function(lambda c: c.author.name)
+    body = fields.String()
+    at = fields.DateTime()
+
+
+class AttachmentSchema(Schema):
+    id = fields.Integer()
+    filename = fields.String()
+    content_type = fields.String()
+    size = fields.Integer()
+    sha256 = fields.String()
+    uploader = fields.Function(lambda a: a.uploader.username)
+    at = fields.DateTime()

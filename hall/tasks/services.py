@@ -1,0 +1,498 @@
+"""Human tasks: the inbox and every action a person takes on a task.
+
+A task carries a version; every action that changes it is an UPDATE guarded by that version, so two
+people acting at once never both win. Completing a user task runs the engine first and then writes the
+instance, the task and what follows in one short transaction (see processes.services.apply_outcome).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import current_app
+from jsonschema import Draft202012Validator
+from sqlalchemy.orm import contains_eager
+
+from hall.accounts.models import User
+from hall.db_types import utcnow
+from hall.errors import BadRequest, Conflict, Forbidden, HallError, Invalid, NotFound, PayloadTooLarge
+from hall.extensions import db
+from hall.processes import registry
+from hall.processes import services as processes
+from hall.processes.models import InstanceEvent, ProcessInstance, ProcessVersion
+from hall.tasks.models import Attachment, Comment, HumanTask, TaskCandidate
+
+VIEWS = ("open", "mine", "candidate", "completed")
+
+
+# -- inbox -------------------------------------------------------------------------------------------
+
+def _candidate_clause(user: User):
+    """The task is offered to the user: named, or to a role the user holds (in that unit or anywhere)."""
+    role_terms = []
+    for m in user.memberships:
+        unit_ok = sa.true() if m.org_unit_id is None else sa.or_(
+            TaskCandidate.org_unit_id.is_(None), TaskCandidate.org_unit_id == m.org_unit_id)
+        role_terms.append(sa.and_(TaskCandidate.role_code == m.role_code, unit_ok))
+    return sa.exists().where(TaskCandidate.task_id == HumanTask.id,
+                             sa.or_(TaskCandidate.user_id == user.id, *role_terms))
+
+
+def inbox(user: User, view: str = "open", page: int = 1, page_size: int = 20, sort: str = "created"):
+    """待办 (open: mine + claimable), mine, candidate (unclaimed for my roles), 已办 (completed by me)."""
+    if view not in VIEWS:
+        raise Invalid("view 只能是 " + " / ".join(VIEWS), errors={"view": ["unknown view"]})
+    query = sa.select(HumanTask)
+    if view == "completed":
+        query = query.where(HumanTask.completed_by_id == user.id)
+        order = HumanTask.completed_at.desc()
+    else:
+        mine = sa.and_(HumanTask.assignee_id == user.id, HumanTask.state == "ready")
+        claimable = sa.and_(HumanTask.assignee_id.is_(None), HumanTask.state == "ready", _candidate_clause(user))
+        query = query.where({"open": sa.or_(mine, claimable), "mine": mine, "candidate": claimable}[view])
+        order = HumanTask.due_at.asc().nulls_last() if sort == "due" else HumanTask.id.desc()
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    items = db.session.scalars(query.order_by(order, HumanTask.id.desc()).limit(page_size)
+                               .offset((page - 1) * page_size)).all()
+    return items, total
+
+
+def counts(user: User) -> dict:
+    return {view: inbox(user, view, page_size=1)[1] for view in ("open", "completed")}
+
+
+# -- reading -----------------------------------------------------------------------------------------
+
+def is_candidate(task: HumanTask, user: User) -> bool:
+    for c in task.candidates:
+        if c.user_id == user.id:
+            return True
+        if c.role_code:
+            for m in user.memberships:
+                if m.role_code == c.role_code and (c.org_unit_id is None or m.org_unit_id is None
+                                                   or m.org_unit_id == c.org_unit_id):
+                    return True
+    return False
+
+
+def may_act(task: HumanTask, user: User) -> bool:
+    if task.assignee_id is not None:
+        return task.assignee_id == user.id
+    return is_candidate(task, user)
+
+
+def may_see(task: HumanTask, user: User) -> bool:
+    return (may_act(task, user) or task.completed_by_id == user.id or task.assignee_id == user.id
+            or is_candidate(task, user) or processes.can_see_instance(task.instance, user))
+
+
+def get_task(task_id: int, user: User) -> HumanTask:
+    task = db.session.get(HumanTask, task_id)
+    if task is None or not may_see(task, user):
+        raise NotFound(f"待办 {task_id} 不存在")
+    return task
+
+
+def form_of(task: HumanTask) -> tuple[dict | None, dict | None]:
+    """The task's JSON Schema and UI schema, from its process version."""
+    if task.kind == "sign":
+        return SIGN_FORM, None
+    if not task.form_key:
+        return None, None
+    version = db.session.get(ProcessVersion, task.instance.process_version_id)
+    forms = version.forms or {}
+    return forms.get(task.form_key), forms.get(task.ui_form_key) if task.ui_form_key else None
+
+
+def task_data(task: HumanTask) -> dict:
+    """The data the task sees (for pre-filling its form and showing earlier steps)."""
+    if task.kind == "sign" or not task.engine_task_id:
+        return {}
+    version = db.session.get(ProcessVersion, task.instance.process_version_id)
+    process = registry.compiled(version)
+    workflow = registry.engine().load(process, task.instance.workflow)
+    engine_task = workflow.get_task_from_id(uuid.UUID(task.engine_task_id))
+    return dict(engine_task.data) if engine_task is not None else {}
+
+
+SIGN_FORM = {
+    "type": "object",
+    "title": "加签意见",
+    "required": ["approved"],
+    "properties": {
+        "approved": {"type": "boolean", "title": "是否同意"},
+        "opinion": {"type": "string", "title": "意见", "maxLength": 2000},
+    },
+}
+
+
+def validate_form(schema: dict | None, data: dict) -> None:
+    """422 with field-level messages when data does not satisfy the schema."""
+    if not isinstance(data, dict):
+        raise Invalid("表单数据应为 JSON 对象", errors={"data": ["应为对象"]})
+    if not schema:
+        return
+    errors: dict[str, list[str]] = {}
+    for error in Draft202012Validator(schema).iter_errors(data):
+        field = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "required":
+            missing = error.message.split("'")[1] if "'" in error.message else ""
+            field = ".".join(filter(None, [field, missing]))
+            title = _title(schema, field)
+            errors.setdefault(field or "data", []).append(f"请填写{title}")
+        else:
+            errors.setdefault(field or "data", []).append(_message(error, _title(schema, field)))
+    if errors:
+        raise Invalid("表单填写有误，请检查标出的字段", errors=errors)
+
+
+def _title(schema: dict, field: str) -> str:
+    node = schema
+    for part in field.split("."):
+        if part.isdigit():
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(part, {})
+    return node.get("title") or field
+
+
+def _message(error, title: str) -> str:
+    v = error.validator
+    if v == "type":
+        kinds = {"string": "文字", "number": "数字", "integer": "整数", "boolean": "是/否", "array": "列表",
+                 "object": "对象"}
+        return f"{title}应为{kinds.get(str(error.validator_value), error.validator_value)}"
+    if v == "enum":
+        return f"{title}只能是以下之一：" + "、".join(map(str, error.validator_value))
+    if v in ("minimum", "exclusiveMinimum"):
+        return f"{title}不能小于{error.validator_value}"
+    if v in ("maximum", "exclusiveMaximum"):
+        return f"{title}不能大于{error.validator_value}"
+    if v == "minLength":
+        return f"{title}至少 {error.validator_value} 个字"
+    if v == "maxLength":
+        return f"{title}最多 {error.validator_value} 个字"
+    if v == "format":
+        return f"{title}格式不正确（{error.validator_value}）"
+    if v == "pattern":
+        return f"{title}格式不正确"
+    if v == "minItems":
+        return f"{title}至少需要 {error.validator_value} 项"
+    return f"{title}：{error.message}"
+
+
+# -- completing --------------------------------------------------------------------------------------
+
+def _load_for_action(task_id: int):
+    """The task, its instance and the instance's other open tasks, in one statement."""
+    target_instance = sa.select(HumanTask.instance_id).where(HumanTask.id == task_id).scalar_subquery()
+    rows = db.session.execute(
+        sa.select(HumanTask, ProcessVersion.content_hash)
+        .join(HumanTask.instance).join(ProcessVersion, ProcessVersion.id == ProcessInstance.process_version_id)
+        .options(contains_eager(HumanTask.instance))
+        .where(HumanTask.instance_id == target_instance,
+               sa.or_(HumanTask.id == task_id, HumanTask.state.in_(processes.OPEN_TASK_STATES)))
+    ).unique().all()
+    task = next((t for t, _ in rows if t.id == task_id), None)
+    if task is None:
+        raise NotFound(f"待办 {task_id} 不存在")
+    return task, [t for t, _ in rows], rows[0][1]
+
+
+def _check_open(task: HumanTask, user: User, expected_version: int | None) -> None:
+    if not may_act(task, user):
+        if may_see(task, user):
+            raise Forbidden("此待办不由您办理") if task.state == "ready" else Conflict("此待办已办结或已变更，请刷新")
+        raise NotFound(f"待办 {task.id} 不存在")
+    if task.state != "ready":
+        raise Conflict("此待办已办结或已变更，请刷新")
+    if expected_version is not None and task.version != expected_version:
+        raise Conflict("此待办已被处理或已变更，请刷新")
+    if task.instance.state != "running":
+        raise Conflict("流程实例当前不在运行中（已挂起、出错或已结束），暂不能办理")
+
+
+def _guarded_task_update(task: HumanTask, **values) -> None:
+    result = db.session.execute(
+        sa.update(HumanTask).where(HumanTask.id == task.id, HumanTask.version == task.version,
+                                   HumanTask.state == task.state)
+        .values(version=task.version + 1, **values).execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        raise Conflict("此待办已被处理或已变更，请刷新")
+
+
+def complete_task(task_id: int, user: User, data: dict, expected_version: int | None,
+                  decision: str = "completed") -> HumanTask:
+    """Complete an open task *user* may act on; a stale version is a conflict, not a retry."""
+    task, open_tasks, content_hash = _load_for_action(task_id)
+    _check_open(task, user, expected_version)
+    if task.kind == "sign":
+        return _complete_sign(task, user, data)
+    if any(t.kind == "sign" and t.parent_task_id == task.id and t.state == "ready" for t in open_tasks):
+        raise Conflict("加签人尚未处理完毕，暂不能提交")
+    instance = task.instance
+    process = registry.compiled_by_id(instance.process_version_id, content_hash) or \
+        registry.compiled(db.session.get(ProcessVersion, instance.process_version_id))
+    if decision == "completed":
+        validate_form(process.forms.get(task.form_key) if task.form_key else None, data)
+    try:
+        outcome = registry.engine().complete(process, instance.workflow, task.engine_task_id, data)
+    except LookupError:
+        raise Conflict("此待办在流程中已不可办理，请刷新") from None
+    now = utcnow()
+    _guarded_task_update(task, state="completed", completed_by_id=user.id, completed_at=now, submitted=data,
+                         assignee_id=user.id, draft=None)
+    events = [InstanceEvent(instance_id=instance.id, task_id=task.id, element_id=task.element_id,
+                            kind="task_completed" if decision == "completed" else "returned",
+                            actor_id=user.id, at=now, data=data)]
+    processes.apply_outcome(instance, process, outcome, events, expected_version=instance.version,
+                            open_tasks=open_tasks, finished_task_id=task.id)
+    db.session.commit()
+    task.state, task.version, task.completed_by_id, task.completed_at = "completed", task.version + 1, user.id, now
+    return task
+
+
+def return_task(task_id: int, user: User, reason: str, expected_version: int | None) -> HumanTask:
+    """退回: complete the task with the diagram's return decision, so its gateway routes back."""
+    task, _, _ = _load_for_action(task_id)
+    version = db.session.get(ProcessVersion, task.instance.process_version_id)
+    props = registry.compiled(version).user_tasks.get(task.element_id)
+    props = props.properties if props else {}
+    variable = props.get("returnVariable")
+    if not variable:
+        raise Conflict("此步骤在流程图中没有退回路径，不能退回")
+    if not reason or not reason.strip():
+        raise Invalid("请填写退回理由", errors={"reason": ["请填写退回理由"]})
+    data = {variable: props.get("returnValue", "return"), "return_reason": reason.strip()}
+    return complete_task(task_id, user, data, expected_version, decision="returned")
+
+
+def _complete_sign(task: HumanTask, user: User, data: dict) -> HumanTask:
+    validate_form(SIGN_FORM, data)
+    now = utcnow()
+    _guarded_task_update(task, state="completed", completed_by_id=user.id, completed_at=now, submitted=data)
+    remaining = db.session.scalar(sa.select(sa.func.count()).select_from(HumanTask).where(
+        HumanTask.parent_task_id == task.parent_task_id, HumanTask.state == "ready", HumanTask.id != task.id))
+    if not remaining:
+        db.session.execute(sa.update(HumanTask).where(HumanTask.id == task.parent_task_id, HumanTask.state == "blocked")
+                           .values(state="ready", version=HumanTask.version + 1))
+    db.session.add(InstanceEvent(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id,
+                                 kind="signed", actor_id=user.id, at=now, data=data))
+    db.session.commit()
+    db.session.refresh(task)
+    return task
+
+
+# -- assignment actions ------------------------------------------------------------------------------
+
+def claim_task(task_id: int, user: User) -> HumanTask:
+    task = get_task(task_id, user)
+    if task.state != "ready":
+        raise Conflict("此待办已办结或已变更，请刷新")
+    if task.assignee_id == user.id:
+        return task
+    if task.assignee_id is not None:
+        raise Conflict("此待办已被他人认领")
+    if not is_candidate(task, user):
+        raise Forbidden("此待办不由您办理")
+    _guarded_task_update(task, assignee_id=user.id)
+    db.session.add(InstanceEvent(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id,
+                                 kind="claimed", actor_id=user.id))
+    db.session.commit()
+    db.session.refresh(task)
+    return task
+
+
+def release_task(task_id: int, user: User) -> HumanTask:
+    task = get_task(task_id, user)
+    if task.state != "ready" or task.assignee_id != user.id:
+        raise Conflict("只能释放自己认领的待办")
+    if not task.candidates or all(c.user_id == user.id for c in task.candidates):
+        raise Conflict("此待办只指派给您一人，不能释放；如需他人办理请转办")
+    _guarded_task_update(task, assignee_id=None)
+    db.session.add(InstanceEvent(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id,
+                                 kind="released", actor_id=user.id))
+    db.session.commit()
+    db.session.refresh(task)
+    return task
+
+
+def _user_by_username(username: str) -> User:
+    target = db.session.scalar(sa.select(User).where(User.username == username, User.active.is_(True)))
+    if target is None:
+        raise Invalid(f"用户 {username} 不存在", errors={"username": ["用户不存在"]})
+    return target
+
+
+def transfer_task(task_id: int, user: User, username: str, comment: str | None = None) -> HumanTask:
+    """转办: hand the task to another person, who becomes its only assignee."""
+    task, _, _ = _load_for_action(task_id)
+    _check_open(task, user, None)
+    target = _user_by_username(username)
+    if target.id == user.id:
+        raise Invalid("不能转办给自己", errors={"username": ["不能转办给自己"]})
+    _guarded_task_update(task, assignee_id=target.id)
+    db.session.add(TaskCandidate(task_id=task.id, user_id=target.id))
+    db.session.add(InstanceEvent(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id,
+                                 kind="transferred", actor_id=user.id,
+                                 data={"to": target.username, "to_name": target.name, "comment": comment}))
+    db.session.commit()
+    db.session.refresh(task)
+    return task
+
+
+def add_signer(task_id: int, user: User, username: str, comment: str | None = None) -> HumanTask:
+    """加签: another person must give an opinion before this task can be submitted."""
+    task, _, _ = _load_for_action(task_id)
+    _check_open(task, user, None)
+    if task.kind == "sign":
+        raise Conflict("加签待办不能再加签")
+    target = _user_by_username(username)
+    if target.id == user.id:
+        raise Invalid("不能给自己加签", errors={"username": ["不能给自己加签"]})
+    _guarded_task_update(task, state="blocked", assignee_id=user.id)
+    sign = HumanTask(instance_id=task.instance_id, element_id=task.element_id, name=f"加签：{task.name}",
+                     kind="sign", parent_task_id=task.id, assignee_id=target.id, lane=task.lane)
+    db.session.add(sign)
+    db.session.flush()
+    db.session.add(TaskCandidate(task_id=sign.id, user_id=target.id))
+    db.session.add(InstanceEvent(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id,
+                                 kind="signer_added", actor_id=user.id,
+                                 data={"signer": target.username, "signer_name": target.name, "comment": comment,
+                                       "sign_task": sign.id}))
+    db.session.commit()
+    return sign
+
+
+def save_draft(task_id: int, user: User, data: dict) -> HumanTask:
+    task = get_task(task_id, user)
+    if task.state != "ready" or not may_act(task, user):
+        raise Conflict("只能为自己待办的任务保存草稿")
+    if not isinstance(data, dict):
+        raise Invalid("草稿应为 JSON 对象")
+    # A draft does not change who acts or what the engine sees, so it does not bump the version.
+    db.session.execute(sa.update(HumanTask).where(HumanTask.id == task.id, HumanTask.state == "ready")
+                       .values(draft=data))
+    db.session.commit()
+    db.session.refresh(task)
+    return task
+
+
+# -- comments and attachments ------------------------------------------------------------------------
+
+def add_comment(task_id: int, user: User, body: str) -> Comment:
+    task = get_task(task_id, user)
+    if not body or not body.strip():
+        raise Invalid("评论内容不能为空", errors={"body": ["评论内容不能为空"]})
+    if len(body) > 5000:
+        raise Invalid("评论过长（最多 5000 字）", errors={"body": ["最多 5000 字"]})
+    comment = Comment(task_id=task.id, author_id=user.id, body=body.strip())
+    db.session.add(comment)
+    db.session.add(InstanceEvent(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id,
+                                 kind="commented", actor_id=user.id, data={"body": body.strip()}))
+    db.session.commit()
+    return comment
+
+
+def list_comments(task: HumanTask) -> list[Comment]:
+    return list(db.session.scalars(sa.select(Comment).where(Comment.task_id == task.id).order_by(Comment.id)))
+
+
+# Allowed uploads: extension -> (content type, leading bytes that must match or None for text).
+ALLOWED_UPLOADS = {
+    ".pdf": ("application/pdf", [b"%PDF"]),
+    ".png": ("image/png", [b"\x89PNG"]),
+    ".jpg": ("image/jpeg", [b"\xff\xd8\xff"]),
+    ".jpeg": ("image/jpeg", [b"\xff\xd8\xff"]),
+    ".docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", [b"PK\x03\x04"]),
+    ".xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", [b"PK\x03\x04"]),
+    ".pptx": ("application/vnd.openxmlformats-officedocument.presentationml.presentation", [b"PK\x03\x04"]),
+    ".zip": ("application/zip", [b"PK\x03\x04"]),
+    ".txt": ("text/plain", None),
+    ".csv": ("text/csv", None),
+}
+
+
+def add_attachment(task_id: int, user: User, filename: str, stream) -> Attachment:
+    task = get_task(task_id, user)
+    if task.state not in ("ready", "blocked") or not (may_act(task, user) or task.assignee_id == user.id):
+        raise Conflict("只能在自己待办的任务上上传附件")
+    name = os.path.basename((filename or "").replace("\\", "/")).strip()
+    ext = os.path.splitext(name)[1].lower()
+    if not name or ext not in ALLOWED_UPLOADS:
+        raise Invalid("不支持的文件类型，允许：" + "、".join(sorted(ALLOWED_UPLOADS)), errors={"file": ["文件类型不允许"]})
+    limit = current_app.config["MAX_ATTACHMENT_BYTES"]
+    content = stream.read(limit + 1)
+    if len(content) > limit:
+        raise PayloadTooLarge(f"文件过大，上限 {limit // (1024 * 1024)} MB")
+    if not content:
+        raise Invalid("文件为空", errors={"file": ["文件为空"]})
+    content_type, magics = ALLOWED_UPLOADS[ext]
+    if magics is not None and not any(content.startswith(m) for m in magics):
+        raise Invalid("文件内容与扩展名不符", errors={"file": ["文件内容与类型不符"]})
+    if magics is None:
+        try:
+            content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid("文本文件应为 UTF-8 编码", errors={"file": ["不是 UTF-8 文本"]}) from None
+    key = uuid.uuid4().hex
+    folder = Path(current_app.config["ATTACHMENT_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / key
+    path.write_bytes(content)
+    try:
+        attachment = Attachment(task_id=task.id, uploader_id=user.id, filename=name, content_type=content_type,
+                                size=len(content), storage_key=key, sha256=hashlib.sha256(content).hexdigest())
+        db.session.add(attachment)
+        db.session.add(InstanceEvent(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id,
+                                     kind="attached", actor_id=user.id, data={"filename": name, "size": len(content)}))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        path.unlink(missing_ok=True)
+        raise
+    return attachment
+
+
+def list_attachments(task: HumanTask) -> list[Attachment]:
+    return list(db.session.scalars(sa.select(Attachment).where(Attachment.task_id == task.id).order_by(Attachment.id)))
+
+
+def attachment_file(attachment_id: int, user: User) -> tuple[Attachment, Path]:
+    attachment = db.session.get(Attachment, attachment_id)
+    if attachment is None:
+        raise NotFound("附件不存在")
+    get_task(attachment.task_id, user)  # 404 unless the user may see the task
+    return attachment, Path(current_app.config["ATTACHMENT_DIR"]) / attachment.storage_key
+
+
+def guess_type(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+def parse_since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"日期格式不正确：{value}") from None
+
+
+__all__ = ["HallError"]
+
+
+def can_return(task: HumanTask) -> bool:
+    if task.kind != "user" or task.state != "ready":
+        return False
+    version = db.session.get(ProcessVersion, task.instance.process_version_id)
+    meta = registry.compiled(version).user_tasks.get(task.element_id)
+    return bool(meta and meta.properties.get("returnVariable"))

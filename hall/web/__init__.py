@@ -1,0 +1,1 @@
+"""The server-rendered pages of the hall (mobile first, Chinese by default)."""
