@@ -50,8 +50,9 @@ class Config:
         self.OPENAPI_VERSION = "3.0.3"
         self.OPENAPI_URL_PREFIX = "/api/v1"
         self.OPENAPI_JSON_PATH = "openapi.json"
-        self.OPENAPI_REDOC_PATH = "/docs"
-        self.OPENAPI_REDOC_URL = "/static/vendor/redoc.standalone.js"
+        # Browsable API documentation, served from the npm package (no CDN).
+        self.OPENAPI_SWAGGER_UI_PATH = "/docs"
+        self.OPENAPI_SWAGGER_UI_URL = "/static/vendor/swagger-ui/"
         self.JSON_SORT_KEYS = False
 
 

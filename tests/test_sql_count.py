@@ -1,0 +1,64 @@
+"""SQL statements per task submit: few (DESIGN §9 budget: at most 10) and independent of the instance's age."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import sqlalchemy as sa
+
+from hall.extensions import db
+from tests.conftest import bpmn_sequence
+
+BUDGET = 10
+
+
+@contextlib.contextmanager
+def counting(app):
+    """Collect the SQL statements the app's engine sends while the block runs."""
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+
+
+def _submit(api, app, again: bool = True) -> tuple[dict, list[str]]:
+    """Submit the signed-in person's only open task; returns the response body and the statements sent."""
+    task = api.get("tasks?view=mine").get_json()["items"][0]
+    with counting(app) as statements:
+        response = api.post(f"tasks/{task['id']}/complete", {"data": {"again": again}, "version": task["version"]})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json(), statements
+
+
+@pytest.fixture
+def looping_instance(api, demo, deploy_bpmn):
+    """A started instance of a one-task loop that t1001 works; each submit with again=True offers it anew."""
+    deploy_bpmn(bpmn_sequence("loop1", 1, loop=True))
+    api.login("t1001")
+    started = api.post("process-instances", {"definition": "loop1", "data": {}})
+    assert started.status_code == 201, started.get_json()
+    return started.get_json()
+
+
+def test_submit_stays_within_the_statement_budget(api, app, looping_instance):
+    """A task submit over the API sends at most 10 SQL statements, sign-in check and commit included."""
+    _, statements = _submit(api, app)
+    assert len(statements) <= BUDGET, "\n".join(s[:150].replace("\n", " ") for s in statements)
+
+
+def test_statement_count_does_not_grow_with_instance_age(api, app, looping_instance):
+    """The 100th submit of a looping instance sends exactly as many statements as the 1st."""
+    _, first = _submit(api, app)
+    for _ in range(98):
+        _submit(api, app)
+    _, hundredth = _submit(api, app)
+    assert len(hundredth) == len(first), "\n".join(hundredth)
