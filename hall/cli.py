@@ -82,7 +82,10 @@ def serve(host, port):
     app = current_app._get_current_object()
     if not app.config.get("BROKER_URL"):
         start_scheduler(app)
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    from werkzeug.serving import run_simple
+
+    # run_simple rather than app.run: the flask CLI refuses app.run() inside a command.
+    run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
 def register(app: Flask) -> None:
