@@ -1,17 +1,70 @@
-"""Pages. Views stay thin: they call the same services as the API."""
+"""Pages. Views stay thin: they call the same services as the API and render the result."""
 
 from __future__ import annotations
 
+import hmac
+import secrets
+from itertools import groupby
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, redirect, render_template, request, url_for
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from hall.accounts import services as accounts
-from hall.errors import HallError
+from hall.accounts.models import Role
+from hall.errors import HallError, Invalid
+from hall.extensions import db
+from hall.processes import registry
+from hall.processes import services as processes
+from hall.processes.models import ProcessVersion
 from hall.tasks import services as tasks
+from hall.web import forms
 
 bp = Blueprint("web", __name__)
+
+PAGE_SIZE = 20
+STATE_LABELS = {"running": "进行中", "completed": "已办结", "terminated": "已终止", "suspended": "已挂起",
+                "error": "出错", "ready": "待办理", "blocked": "等待加签", "cancelled": "已取消"}
+EVENT_LABELS = {
+    "started": "发起", "task_created": "到达", "task_completed": "提交", "returned": "退回",
+    "transferred": "转办", "signer_added": "加签", "signed": "加签意见", "commented": "评论",
+    "claimed": "认领", "released": "释放", "attached": "上传附件", "urged": "催办", "withdrawn": "撤销",
+    "suspended": "挂起", "resumed": "恢复", "terminated": "终止", "retried": "重试", "completed": "办结",
+    "error": "出错", "timer_fired": "定时触发",
+}
+
+
+# -- CSRF: a per-session token in every POST form of the pages (the JSON API is separate) ------------
+
+def csrf_token() -> str:
+    if "_csrf" not in session:
+        session["_csrf"] = secrets.token_urlsafe(32)
+    return session["_csrf"]
+
+
+@bp.record_once
+def _template_helpers(state):
+    # Globals rather than context, so that imported macros see them too.
+    state.app.jinja_env.globals.update(csrf_token=csrf_token, local_time=local_time,
+                                       state_label=lambda s: STATE_LABELS.get(s, s))
+
+
+@bp.before_request
+def _check_csrf():
+    if request.method == "POST" and current_app.config.get("CSRF_ENABLED", True):
+        sent = request.form.get("_csrf", "")
+        if not sent or not hmac.compare_digest(sent, session.get("_csrf", "")):
+            return render_error(400, "页面已过期或来源不明，请刷新页面后重试")
+    return None
+
+
+def local_time(value) -> str:
+    if value is None:
+        return ""
+    zone = ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai"))
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 def render_error(code: int, message: str, errors=None):
@@ -28,6 +81,15 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _page() -> int:
+    try:
+        return max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        return 1
+
+
+# -- sign-in and home --------------------------------------------------------------------------------
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     error = None
@@ -38,6 +100,7 @@ def login():
             error = err.message
         else:
             login_user(user)
+            session["_csrf"] = secrets.token_urlsafe(32)  # a fresh token for the signed-in session
             return redirect(_safe_next(request.args.get("next")))
     return render_template("login.html", error=error), 401 if error else 200
 
@@ -45,12 +108,228 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     logout_user()
+    session.pop("_csrf", None)
     return redirect(url_for("web.login"))
 
 
 @bp.route("/")
 @login_required
 def home():
-    items, total = tasks.inbox(current_user, "open", page_size=5)
-    return render_template("home.html", tasks=items, open_count=total,
-                           done_count=tasks.inbox(current_user, "completed", page_size=1)[1])
+    items, open_count = tasks.inbox(current_user, "open", page_size=5)
+    done_count = tasks.inbox(current_user, "completed", page_size=1)[1]
+    mine_count = processes.list_instances(current_user, starter=current_user.username, page_size=1)[1]
+    return render_template("home.html", tasks=items, open_count=open_count, done_count=done_count,
+                           mine_count=mine_count)
+
+
+# -- catalogue and start -----------------------------------------------------------------------------
+
+@bp.route("/services")
+@login_required
+def services():
+    query = request.args.get("q", "").strip()
+    items = processes.catalogue(current_user, query or None)
+    groups = [(category, list(defs)) for category, defs in groupby(items, key=lambda d: d.category)]
+    return render_template("services.html", groups=groups, q=query, total=len(items))
+
+
+@bp.route("/services/<key>/start", methods=["POST"])
+@login_required
+def start(key):
+    """Start an instance; when its first step is the starter's own form, go straight to it."""
+    instance = processes.start_instance(key, current_user)
+    for task in processes.instance_tasks(instance):
+        if task.state == "ready" and tasks.may_act(task, current_user):
+            return redirect(url_for("web.task", task_id=task.id))
+    flash("申请已发起", "ok")
+    return redirect(url_for("web.instance", instance_id=instance.id))
+
+
+# -- lists -------------------------------------------------------------------------------------------
+
+@bp.route("/tasks")
+@login_required
+def task_list():
+    view = request.args.get("view", "open")
+    if view not in ("open", "completed"):
+        view = "open"
+    page = _page()
+    items, total = tasks.inbox(current_user, view, page=page, page_size=PAGE_SIZE)
+    return render_template("tasks.html", items=items, total=total, view=view, page=page,
+                           pages=max(1, -(-total // PAGE_SIZE)))
+
+
+@bp.route("/mine")
+@login_required
+def mine():
+    page = _page()
+    items, total = processes.list_instances(current_user, starter=current_user.username, page=page,
+                                            page_size=PAGE_SIZE)
+    return render_template("mine.html", items=items, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)))
+
+
+# -- a task ------------------------------------------------------------------------------------------
+
+def _earlier_steps(instance, exclude_id: int | None = None) -> list[dict]:
+    """Completed steps of the instance with their submitted data, labelled by their own forms."""
+    version = db.session.get(ProcessVersion, instance.process_version_id)
+    all_forms = version.forms or {}
+    steps = []
+    for t in processes.instance_tasks(instance):
+        if t.state != "completed" or t.id == exclude_id:
+            continue
+        schema = tasks.SIGN_FORM if t.kind == "sign" else all_forms.get(t.form_key or "")
+        steps.append({"task": t, "pairs": forms.readable(schema, t.submitted)})
+    return steps
+
+
+def _render_task(task, values=None, errors=None, action_errors=None, status=200):
+    schema, ui_schema = tasks.form_of(task)
+    can_act = task.state == "ready" and tasks.may_act(task, current_user)
+    if values is None:
+        values = task.draft if task.draft else (tasks.task_data(task) if can_act else (task.submitted or {}))
+    fields = forms.build_fields(schema, ui_schema, values, errors)
+    field_names = {f.name for f in fields} | {c.name for f in fields for row in f.rows for c in row}
+    loose = {k: v for k, v in (errors or {}).items() if k not in field_names}  # errors with no field here
+    can_return = can_act and tasks.can_return(task)
+    # 同意 when submitting means "approve" (the step can be returned and its form holds no decision field).
+    approve = can_return and _return_variable(task) not in field_names
+    return render_template(
+        "task.html", task=task, instance=task.instance, schema=schema, fields=fields, can_act=can_act,
+        can_return=can_return, approve=approve, loose_errors=loose, action_errors=action_errors or {},
+        earlier=_earlier_steps(task.instance, exclude_id=task.id), comments=tasks.list_comments(task),
+        submitted=forms.readable(schema, task.submitted) if task.state == "completed" else [],
+    ), status
+
+
+def _return_variable(task) -> str | None:
+    version = db.session.get(ProcessVersion, task.instance.process_version_id)
+    spec = registry.compiled(version).user_tasks.get(task.element_id)
+    return spec.properties.get("returnVariable") if spec else None
+
+
+@bp.route("/tasks/<int:task_id>")
+@login_required
+def task(task_id):
+    return _render_task(tasks.get_task(task_id, current_user))
+
+
+@bp.route("/tasks/<int:task_id>", methods=["POST"])
+@login_required
+def task_action(task_id):
+    """One form, several buttons: the pressed button's `action` says what to do."""
+    task = tasks.get_task(task_id, current_user)
+    action = request.form.get("action", "submit")
+    schema, ui_schema = tasks.form_of(task)
+    data = forms.parse_form(schema, ui_schema, request.form)
+    version = request.form.get("version", type=int)
+    here = url_for("web.task", task_id=task.id)
+    try:
+        if action == "submit":
+            tasks.complete_task(task.id, current_user, data, expected_version=version)
+            flash("已提交", "ok")
+            return redirect(url_for("web.instance", instance_id=task.instance_id))
+        if action == "draft":
+            tasks.save_draft(task.id, current_user, data)
+            flash("草稿已保存", "ok")
+        elif action == "return":
+            tasks.return_task(task.id, current_user, request.form.get("reason", ""), expected_version=version)
+            flash("已退回", "ok")
+            return redirect(url_for("web.instance", instance_id=task.instance_id))
+        elif action == "transfer":
+            tasks.transfer_task(task.id, current_user, request.form.get("username", "").strip())
+            flash("已转办", "ok")
+            return redirect(url_for("web.task_list"))
+        elif action == "add_signer":
+            tasks.add_signer(task.id, current_user, request.form.get("signer", "").strip())
+            flash("已加签，待加签人处理后再提交", "ok")
+        elif action == "comment":
+            tasks.add_comment(task.id, current_user, request.form.get("body", ""))
+            flash("评论已发表", "ok")
+        else:
+            abort(400)
+    except Invalid as err:
+        db.session.rollback()
+        task = tasks.get_task(task_id, current_user)
+        if action in ("submit", "draft"):
+            return _render_task(task, values=data, errors=err.errors or {"data": [err.message]}, status=422)
+        # The side actions each have one input; show the message beside it.
+        field = {"return": "reason", "transfer": "username", "add_signer": "signer", "comment": "body"}[action]
+        messages = [m for v in (err.errors or {}).values() for m in (v if isinstance(v, list) else [v])]
+        return _render_task(task, values=data, action_errors={field: messages or [err.message]}, status=422)
+    except HallError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+    return redirect(here)
+
+
+# -- an instance -------------------------------------------------------------------------------------
+
+def _event_text(event, names: dict[str, str], holders: dict[int, str]) -> str:
+    """What happened, in Chinese, with the step and the people it names."""
+    step = names.get(event.element_id or "", "")
+    data = event.data or {}
+    if event.kind == "task_created":
+        who = holders.get(event.task_id or 0)
+        return f"流转至「{step or '下一步'}」" + (f"，由{who}办理" if who else "")
+    if event.kind in ("task_completed", "returned", "signed") and step:
+        text = f"{EVENT_LABELS[event.kind]}「{step}」"
+        if event.kind == "returned" and data.get("return_reason"):
+            text += f"：{data['return_reason']}"
+        return text
+    if event.kind == "transferred":
+        return f"转办给 {data.get('to_name') or data.get('to', '')}"
+    if event.kind == "signer_added":
+        return f"加签 {data.get('signer_name') or data.get('signer', '')}"
+    if event.kind == "commented":
+        return f"评论：{data.get('body', '')}"
+    if event.kind == "error":
+        return f"出错：{data.get('message', '')}"
+    return EVENT_LABELS.get(event.kind, event.kind)
+
+
+def _role_names(task) -> str:
+    roles = sorted({c.role_code for c in task.candidates if c.role_code})
+    if not roles:
+        return ""
+    labels = dict(db.session.execute(sa.select(Role.code, Role.name).where(Role.code.in_(roles))).all())
+    return "、".join(labels.get(r, r) for r in roles)
+
+
+@bp.route("/instances/<int:instance_id>")
+@login_required
+def instance(instance_id):
+    inst = processes.get_instance(instance_id, current_user)
+    version = db.session.get(ProcessVersion, inst.process_version_id)
+    names = {element: spec.name for element, spec in registry.compiled(version).user_tasks.items()}
+    history = processes.instance_history(inst)
+    withdrawn = any(e.kind == "withdrawn" for e in history)
+    all_tasks = processes.instance_tasks(inst)
+    open_tasks = [t for t in all_tasks if t.state in processes.OPEN_TASK_STATES]
+    # Who a step went to: its first assignee, or the role of its candidates when it waits to be claimed.
+    holders = {t.id: (t.assignee.name if t.assignee else _role_names(t)) for t in all_tasks}
+    timeline = [{"event": e, "label": EVENT_LABELS.get(e.kind, e.kind), "text": _event_text(e, names, holders)}
+                for e in history]
+    return render_template(
+        "instance.html", instance=inst, timeline=timeline, open_tasks=open_tasks,
+        state_text="已撤销" if withdrawn else STATE_LABELS.get(inst.state, inst.state),
+        steps=_earlier_steps(inst), is_starter=inst.starter_id == current_user.id,
+        my_task=next((t for t in open_tasks if tasks.may_act(t, current_user)), None),
+    )
+
+
+@bp.route("/instances/<int:instance_id>/<any(withdraw, urge):action>", methods=["POST"])
+@login_required
+def instance_action(instance_id, action):
+    try:
+        if action == "withdraw":
+            processes.withdraw_instance(instance_id, current_user)
+            flash("申请已撤销", "ok")
+        else:
+            processes.urge_instance(instance_id, current_user)
+            flash("已催办，办理人会收到提醒", "ok")
+    except HallError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+    return redirect(_safe_next(request.form.get("next")) if request.form.get("next")
+                    else url_for("web.instance", instance_id=instance_id))

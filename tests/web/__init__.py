@@ -1,0 +1,1 @@
+"""Browser tests of the server-rendered pages, at a phone viewport."""
