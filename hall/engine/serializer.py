@@ -43,9 +43,34 @@ def dump(workflow: BpmnWorkflow) -> dict:
     return dct
 
 
+def _parents_first(tasks: dict, root: str) -> dict:
+    """Tasks ordered so every parent precedes its children.
+
+    SpiffWorkflow 3.2 stores a task's data as a delta against its parent and rebuilds it from the parent
+    while restoring, so the parent must already be restored. JSON text keeps the order tasks were
+    written in, but PostgreSQL's JSONB reorders object keys; without this, task data is silently lost.
+    """
+    ordered: dict = {}
+    stack = [root]
+    while stack:
+        task_id = stack.pop()
+        if task_id in ordered or task_id not in tasks:
+            continue
+        ordered[task_id] = tasks[task_id]
+        stack.extend(reversed(tasks[task_id].get("children", [])))
+    for task_id, task in tasks.items():  # anything unreachable keeps its place after the tree
+        ordered.setdefault(task_id, task)
+    return ordered
+
+
 def load(dct: dict, spec, subprocess_specs, script_engine) -> BpmnWorkflow:
     dct = dict(dct)
     dct.pop("format", None)
+    dct["tasks"] = _parents_first(dct["tasks"], dct["root"])
+    dct["subprocesses"] = {
+        key: dict(sub, tasks=_parents_first(sub["tasks"], sub["root"]))
+        for key, sub in (dct.get("subprocesses") or {}).items()
+    }
     workflow = _serializer.registry.restore(dct, spec=spec, subprocess_specs=subprocess_specs)
     workflow.script_engine = script_engine
     return workflow
