@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from flask import Flask, jsonify, redirect, request, url_for
 from sqlalchemy import event
 from sqlalchemy.engine import Engine as SAEngine
@@ -30,9 +32,12 @@ def create_app(config: dict | None = None) -> Flask:
     from hall import models  # noqa: F401 - registers every model with the metadata
     from hall.accounts.api import blp as auth_blp
     from hall.processes.api import blp as processes_blp
+    from hall.quality.api import blp as quality_blp
+    from hall.quality.cycles_api import blp as cycles_blp
+    from hall.quality.reports_api import blp as reports_blp
     from hall.tasks.api import blp as tasks_blp
 
-    for blueprint in (auth_blp, processes_blp, tasks_blp):
+    for blueprint in (auth_blp, processes_blp, tasks_blp, quality_blp, cycles_blp, reports_blp):
         api.register_blueprint(blueprint)
 
     from hall.jobs import init_celery
@@ -85,7 +90,9 @@ def _register_errors(app: Flask) -> None:
         errors = None
         data = getattr(err, "data", None)
         if data and "messages" in data:  # webargs/marshmallow field errors
-            errors = {k: v for loc in data["messages"].values() for k, v in loc.items()} \
+            # A location holds field -> messages, or a bare list (a body that is not JSON at all).
+            errors = {k: v for loc, msgs in data["messages"].items()
+                      for k, v in (msgs.items() if isinstance(msgs, dict) else [(loc, msgs)])} \
                 if isinstance(data["messages"], dict) else data["messages"]
         if err.code == 400 and not errors:
             message = "请求格式不正确（JSON 无效或缺少内容）"
@@ -106,9 +113,19 @@ def _register_errors(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str):
-        from hall.accounts.models import User
+        return db.session.execute(_user_by_id(), {"user_id": int(user_id)}).scalar_one_or_none()
 
-        return db.session.get(User, int(user_id))
+
+@functools.cache
+def _user_by_id():
+    """The signed-in user's statement, built once (it runs on every request). Memberships load on first
+    use only: most requests, a submit by the task's assignee among them, never need them."""
+    import sqlalchemy as sa
+    from sqlalchemy.orm import lazyload
+
+    from hall.accounts.models import User
+
+    return sa.select(User).where(User.id == sa.bindparam("user_id")).options(lazyload(User.memberships))
 
 
 def _register_web(app: Flask) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 from jsonschema import Draft202012Validator
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import contains_eager, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hall.accounts.models import User
 from hall.db_types import utcnow
@@ -139,7 +140,7 @@ def validate_form(schema: dict | None, data: dict) -> None:
     if not schema:
         return
     errors: dict[str, list[str]] = {}
-    for error in Draft202012Validator(schema).iter_errors(data):
+    for error in Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).iter_errors(data):
         field = ".".join(str(p) for p in error.absolute_path)
         if error.validator == "required":
             missing = error.message.split("'")[1] if "'" in error.message else ""
@@ -189,16 +190,29 @@ def _message(error, title: str) -> str:
 
 # -- completing --------------------------------------------------------------------------------------
 
-def _load_for_action(task_id: int):
-    """The task, its instance and the instance's other open tasks, in one statement."""
-    target_instance = sa.select(HumanTask.instance_id).where(HumanTask.id == task_id).scalar_subquery()
-    rows = db.session.execute(
+def _select_for_action():
+    """The statement of _load_for_action, built once: a prebuilt statement keeps its cache key, which
+    SQLAlchemy would otherwise recompute on every request."""
+    target_instance = sa.select(HumanTask.instance_id).where(HumanTask.id == sa.bindparam("task_id")).scalar_subquery()
+    # The definition comes along for the response (its key); candidates load only if someone asks
+    # (an assigned task never needs them), so the common submit reads one statement here.
+    return (
         sa.select(HumanTask, ProcessVersion.content_hash)
         .join(HumanTask.instance).join(ProcessVersion, ProcessVersion.id == ProcessInstance.process_version_id)
-        .options(contains_eager(HumanTask.instance))
+        .join(ProcessInstance.definition)
+        .options(contains_eager(HumanTask.instance).contains_eager(ProcessInstance.definition),
+                 lazyload(HumanTask.candidates))
         .where(HumanTask.instance_id == target_instance,
-               sa.or_(HumanTask.id == task_id, HumanTask.state.in_(processes.OPEN_TASK_STATES)))
-    ).unique().all()
+               sa.or_(HumanTask.id == sa.bindparam("task_id"), HumanTask.state.in_(processes.OPEN_TASK_STATES)))
+    )
+
+
+_SELECT_FOR_ACTION = _select_for_action()
+
+
+def _load_for_action(task_id: int):
+    """The task, its instance and the instance's other open tasks, in one statement."""
+    rows = db.session.execute(_SELECT_FOR_ACTION, {"task_id": task_id}).unique().all()
     task = next((t for t, _ in rows if t.id == task_id), None)
     if task is None:
         raise NotFound(f"待办 {task_id} 不存在")
@@ -229,6 +243,29 @@ def _guarded_task_update(task: HumanTask, **values) -> None:
         raise Conflict("此待办已被处理或已变更，请刷新")
 
 
+_tasks = HumanTask.__table__
+# The completing write, built once (see _select_for_action); guarded by the version and state read.
+_COMPLETE_ROW = (
+    sa.update(_tasks)
+    .where(_tasks.c.id == sa.bindparam("task_id"), _tasks.c.version == sa.bindparam("old_version"),
+           _tasks.c.state == "ready")
+    .values(state="completed", version=sa.bindparam("new_version", type_=_tasks.c.version.type),
+            completed_by_id=sa.bindparam("user_id", type_=_tasks.c.completed_by_id.type),
+            assignee_id=sa.bindparam("user_id", type_=_tasks.c.assignee_id.type),
+            completed_at=sa.bindparam("now", type_=_tasks.c.completed_at.type),
+            submitted=sa.bindparam("submitted", type_=_tasks.c.submitted.type), draft=sa.null())
+)
+
+
+def _complete_row(task: HumanTask, user_id: int, now, data: dict) -> None:
+    result = db.session.execute(_COMPLETE_ROW, {"task_id": task.id, "old_version": task.version,
+                                                "new_version": task.version + 1, "user_id": user_id,
+                                                "now": now, "submitted": data})
+    if result.rowcount != 1:
+        db.session.rollback()
+        raise Conflict("此待办已被处理或已变更，请刷新")
+
+
 def complete_task(task_id: int, user: User, data: dict, expected_version: int | None,
                   decision: str = "completed") -> HumanTask:
     """Complete an open task *user* may act on; a stale version is a conflict, not a retry."""
@@ -248,16 +285,28 @@ def complete_task(task_id: int, user: User, data: dict, expected_version: int | 
     except LookupError:
         raise Conflict("此待办在流程中已不可办理，请刷新") from None
     now = utcnow()
-    _guarded_task_update(task, state="completed", completed_by_id=user.id, completed_at=now, submitted=data,
-                         assignee_id=user.id, draft=None)
+    _complete_row(task, user.id, now, data)
     events = [InstanceEvent(instance_id=instance.id, task_id=task.id, element_id=task.element_id,
                             kind="task_completed" if decision == "completed" else "returned",
                             actor_id=user.id, at=now, data=data)]
     processes.apply_outcome(instance, process, outcome, events, expected_version=instance.version,
                             open_tasks=open_tasks, finished_task_id=task.id)
-    db.session.commit()
-    task.state, task.version, task.completed_by_id, task.completed_at = "completed", task.version + 1, user.id, now
+    for name, value in dict(state="completed", version=task.version + 1, completed_by_id=user.id, completed_at=now,
+                            submitted=data, assignee_id=user.id, draft=None).items():
+        set_committed_value(task, name, value)
+    _commit_keeping_loaded()
     return task
+
+
+def _commit_keeping_loaded() -> None:
+    """Commit without expiring what this request loaded and wrote: the response is built from it, and
+    reloading the task, its instance and the user after the commit would cost a statement each."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def return_task(task_id: int, user: User, reason: str, expected_version: int | None) -> HumanTask:
