@@ -1,8 +1,9 @@
 """Celery: the one mechanism for background work.
 
 With HALL_BROKER_URL set, tasks go to the broker (Redis) and a worker runs them; beat sends the periodic
-ones. Without it, the same tasks run in-process (task_always_eager), and `start_scheduler` runs the
-periodic ones from a thread of the serving process. Either way the code path is the task function.
+ones (`celery -A hall.worker:celery worker` and `... beat`, see hall/worker.py). Without it, the same tasks
+run in-process (task_always_eager), and `start_scheduler` runs the periodic ones from a thread of the
+serving process. Either way the code path is the task function, inside an application context.
 """
 
 from __future__ import annotations
@@ -16,11 +17,19 @@ log = logging.getLogger(__name__)
 
 celery = Celery("hall")
 
-# name -> (task name, seconds); filled by domains' tasks modules.
-PERIODIC: dict[str, tuple[str, float]] = {}
+# name -> (task name, interval): seconds, or the name of a config key that holds the seconds.
+# Filled by the domains' tasks modules.
+PERIODIC: dict[str, tuple[str, float | str]] = {}
+
+
+def periodic_interval(app, interval: float | str) -> float:
+    """Seconds between two runs of a periodic job (a config key is read from the app)."""
+    return float(app.config[interval]) if isinstance(interval, str) else float(interval)
 
 
 def init_celery(app) -> Celery:
+    """Bind the Celery app to a Flask app: broker or eager mode, tasks run in its app context."""
+
     class AppTask(Task):
         def __call__(self, *args, **kwargs):
             with app.app_context():
@@ -41,7 +50,8 @@ def init_celery(app) -> Celery:
     )
     celery.Task = AppTask
     celery.conf.beat_schedule = {
-        name: {"task": task, "schedule": seconds} for name, (task, seconds) in PERIODIC.items()
+        name: {"task": task, "schedule": periodic_interval(app, interval)}
+        for name, (task, interval) in PERIODIC.items()
     }
     app.extensions["celery"] = celery
     return celery
@@ -54,7 +64,7 @@ def start_scheduler(app, stop: threading.Event | None = None) -> threading.Threa
     def loop():
         interval = app.config["TIMER_POLL_SECONDS"]
         while not stop.wait(interval):
-            for name, (task_name, _seconds) in PERIODIC.items():
+            for name, (task_name, _interval) in PERIODIC.items():
                 try:
                     celery.tasks[task_name].apply()
                 except Exception:  # noqa: BLE001 - keep the scheduler alive; the error is logged

@@ -1,0 +1,360 @@
+"""Human tasks through the API: the inbox, claiming, completing, transfer, signers, drafts, comments, files."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from flask import g, has_app_context
+
+from tests.conftest import Api, bpmn_sequence
+
+FORM_PROPS = (
+    "<bpmn:extensionElements><spiffworkflow:properties>"
+    '<spiffworkflow:property name="formJsonSchemaFilename" value="reason.json"/>'
+    "</spiffworkflow:properties></bpmn:extensionElements>"
+)
+REASON_FORM = {
+    "type": "object",
+    "required": ["reason", "days"],
+    "properties": {
+        "reason": {"type": "string", "title": "事由", "minLength": 2},
+        "days": {"type": "integer", "title": "天数", "minimum": 1},
+    },
+}
+
+
+class PersonApi(Api):
+    """A client that stays one person while the test holds an app context.
+
+    Requests of the test client reuse the test's app context, so `g` would carry the user Flask-Login
+    loaded for the previous request, whoever's cookie that was; forget it before each request.
+    """
+
+    def _fresh(self):
+        if has_app_context():
+            g.pop("_login_user", None)
+
+    def get(self, path, **kw):
+        self._fresh()
+        return super().get(path, **kw)
+
+    def post(self, path, json=None, **kw):
+        self._fresh()
+        return super().post(path, json, **kw)
+
+    def put(self, path, json=None, **kw):
+        self._fresh()
+        return super().put(path, json, **kw)
+
+
+@pytest.fixture
+def people(demo, app):
+    """One signed-in client per demo person, created on first use: people("t1001")."""
+    clients = {}
+
+    def get(username: str):
+        if username not in clients:
+            clients[username] = PersonApi(app)
+            clients[username]._fresh()
+            clients[username].login(username)
+        return clients[username]
+
+    return get
+
+
+@pytest.fixture
+def solo(deploy_bpmn):
+    """Two steps, both handled by the starter (no lane)."""
+    deploy_bpmn(bpmn_sequence("solo", 2))
+    return "solo"
+
+
+@pytest.fixture
+def headed(deploy_bpmn):
+    """Two steps in the dept_head lane: the head of the starter's department handles them."""
+    deploy_bpmn(bpmn_sequence("headed", 2, lane="dept_head"))
+    return "headed"
+
+
+def start(client, key: str, data: dict | None = None) -> dict:
+    response = client.post("process-instances", {"definition": key, "data": data or {}})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def inbox(client, view: str = "mine", **params) -> dict:
+    response = client.get("tasks", query_string={"view": view, **params})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def first_task(client, view: str = "mine") -> dict:
+    items = inbox(client, view)["items"]
+    assert items, f"{view} inbox is empty"
+    return client.get(f"tasks/{items[0]['id']}").get_json()
+
+
+def task_of(client, task_id: int) -> dict:
+    response = client.get(f"tasks/{task_id}")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def complete(client, task: dict, data: dict | None = None, version: int | None = None):
+    return client.post(
+        f"tasks/{task['id']}/complete", {"data": data or {}, "version": task["version"] if version is None else version}
+    )
+
+
+# -- inbox -------------------------------------------------------------------------------------------
+
+
+def test_inbox_mine_pages_with_total(people, solo):
+    """Three waiting tasks: page_size=2 gives two then one item, with total 3 on both pages."""
+    teacher = people("t1001")
+    for _ in range(3):
+        start(teacher, solo)
+    first, second = inbox(teacher, page_size=2), inbox(teacher, page=2, page_size=2)
+    assert (first["total"], len(first["items"])) == (3, 2)
+    assert (second["total"], len(second["items"])) == (3, 1)
+    assert not {t["id"] for t in first["items"]} & {t["id"] for t in second["items"]}
+
+
+def test_completed_view_lists_what_i_submitted(people, solo):
+    """After one submit the task leaves mine/open and appears under completed."""
+    teacher = people("t1001")
+    start(teacher, solo)
+    start(teacher, solo)
+    task = first_task(teacher)
+    assert complete(teacher, task).status_code == 200
+    done = inbox(teacher, "completed")
+    assert done["total"] == 1 and done["items"][0]["id"] == task["id"]
+    assert inbox(teacher, "mine")["total"] == 2  # the other instance's t1 and this one's t2
+    assert task["id"] not in {t["id"] for t in inbox(teacher, "open")["items"]}
+
+
+def test_role_lane_is_offered_to_head_of_starters_department_only(people, headed):
+    """A dept_head task started by t1001 is a candidate of h2001 (xxgc) and invisible to h2002 (jdgc)."""
+    start(people("t1001"), headed)
+    assert inbox(people("h2001"), "candidate")["total"] == 1
+    assert inbox(people("h2001"), "open")["total"] == 1
+    assert inbox(people("h2002"), "candidate")["total"] == 0
+    assert inbox(people("t1001"), "open")["total"] == 0
+
+
+def test_claim_moves_task_to_mine_and_release_offers_it_again(people, headed):
+    """Claim: candidate -> mine; release: mine -> candidate."""
+    start(people("t1001"), headed)
+    head = people("h2001")
+    task = first_task(head, "candidate")
+    claimed = head.post(f"tasks/{task['id']}/claim")
+    assert claimed.status_code == 200 and claimed.get_json()["assignee"] == "h2001"
+    assert inbox(head, "mine")["total"] == 1 and inbox(head, "candidate")["total"] == 0
+    released = head.post(f"tasks/{task['id']}/release")
+    assert released.status_code == 200 and released.get_json()["assignee"] is None
+    assert inbox(head, "mine")["total"] == 0 and inbox(head, "candidate")["total"] == 1
+
+
+def test_claim_by_non_candidate_who_sees_instance_is_forbidden(people, headed):
+    """The starter sees the instance but is no candidate of the head's task: claiming is 403."""
+    start(people("t1001"), headed)
+    task = first_task(people("h2001"), "candidate")
+    response = people("t1001").post(f"tasks/{task['id']}/claim")
+    assert response.status_code == 403, response.get_json()
+    assert task_of(people("h2001"), task["id"])["assignee"] is None
+
+
+def test_claim_by_unrelated_user_is_not_found(people, headed):
+    """A head of another department cannot even see the task: claiming is 404."""
+    start(people("t1001"), headed)
+    task = first_task(people("h2001"), "candidate")
+    assert people("h2002").post(f"tasks/{task['id']}/claim").status_code == 404
+    assert task_of(people("h2001"), task["id"])["assignee"] is None
+
+
+def test_complete_by_non_assignee_is_refused_and_changes_nothing(people, headed):
+    """After h2001 claims, the starter's submit is 403, an outsider's 404; the task stays open, same version."""
+    start(people("t1001"), headed)
+    head = people("h2001")
+    task = first_task(head, "candidate")
+    head.post(f"tasks/{task['id']}/claim")
+    task = task_of(head, task["id"])
+    assert complete(people("t1001"), task).status_code == 403
+    assert complete(people("h2002"), task).status_code == 404
+    after = task_of(head, task["id"])
+    assert (after["state"], after["version"], after["assignee"]) == ("ready", task["version"], "h2001")
+
+
+# -- completing: bad submits -------------------------------------------------------------------------
+
+
+def test_complete_with_stale_version_is_conflict(people, solo):
+    """A submit carrying an old version is 409; task and instance stay as they were."""
+    teacher = people("t1001")
+    instance = start(teacher, solo)
+    task = first_task(teacher)
+    response = complete(teacher, task, version=task["version"] - 1)
+    assert response.status_code == 409, response.get_json()
+    assert task_of(teacher, task["id"])["state"] == "ready"
+    assert teacher.get(f"process-instances/{instance['id']}").get_json()["current_elements"] == ["t1"]
+
+
+def test_second_submit_of_same_task_is_conflict(people, solo):
+    """The first submit completes the task; the same submit again is 409 and adds no history."""
+    teacher = people("t1001")
+    instance = start(teacher, solo)
+    task = first_task(teacher)
+    assert complete(teacher, task, {"n": 1}).status_code == 200
+    history = teacher.get(f"process-instances/{instance['id']}").get_json()["history"]
+    again = complete(teacher, task, {"n": 2})
+    assert again.status_code == 409, again.get_json()
+    assert teacher.get(f"process-instances/{instance['id']}").get_json()["history"] == history
+
+
+def test_form_validation_failure_is_422_with_field_errors(people, deploy_bpmn):
+    """Data failing the task's JSON Schema: 422 naming the fields, and the task is still open."""
+    deploy_bpmn(bpmn_sequence("formed", 1, extra_props=FORM_PROPS), {"reason.json": REASON_FORM})
+    teacher = people("t1001")
+    start(teacher, "formed")
+    task = first_task(teacher)
+    response = complete(teacher, task, {"reason": "x", "days": 0})
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["code"] == 422 and set(body["errors"]) == {"reason", "days"}
+    after = task_of(teacher, task["id"])
+    assert (after["state"], after["version"]) == ("ready", task["version"])
+    assert complete(teacher, after, {"reason": "出差", "days": 2}).status_code == 200
+
+
+def test_malformed_json_body_is_400_with_uniform_error(people, solo):
+    """A body that is not JSON gets 400 with {code, status, message} and the task stays open."""
+    teacher = people("t1001")
+    start(teacher, solo)
+    task = first_task(teacher)
+    response = teacher.post(f"tasks/{task['id']}/complete", data="{not json", content_type="application/json")
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["code"] == 400 and body["status"] == "Bad Request" and body["message"]
+    assert task_of(teacher, task["id"])["state"] == "ready"
+
+
+def test_unknown_task_is_404(people, solo):
+    """Reading or completing a task id that does not exist is 404 with the uniform body."""
+    teacher = people("t1001")
+    assert teacher.get("tasks/999999").status_code == 404
+    response = teacher.post("tasks/999999/complete", {"data": {}, "version": 1})
+    assert response.status_code == 404 and response.get_json()["code"] == 404
+
+
+# -- transfer and signers ----------------------------------------------------------------------------
+
+
+def test_transfer_moves_task_to_the_other_persons_inbox(people, solo):
+    """转办 to h2001: the task is in h2001's mine and no longer in t1001's."""
+    teacher = people("t1001")
+    start(teacher, solo)
+    task = first_task(teacher)
+    response = teacher.post(f"tasks/{task['id']}/transfer", {"username": "h2001", "comment": "请代办"})
+    assert response.status_code == 200 and response.get_json()["assignee"] == "h2001"
+    assert [t["id"] for t in inbox(people("h2001"))["items"]] == [task["id"]]
+    assert inbox(teacher)["total"] == 0
+
+
+def test_transfer_to_unknown_user_is_422(people, solo):
+    """Transfer to a username that does not exist is 422 on username; the task stays with t1001."""
+    teacher = people("t1001")
+    start(teacher, solo)
+    task = first_task(teacher)
+    response = teacher.post(f"tasks/{task['id']}/transfer", {"username": "nobody"})
+    assert response.status_code == 422 and "username" in response.get_json()["errors"]
+    assert task_of(teacher, task["id"])["assignee"] == "t1001"
+
+
+def test_added_signer_blocks_the_task_until_signed(people, solo):
+    """加签: the task is blocked and cannot be submitted (409) until the signer approves; then it can."""
+    teacher, head = people("t1001"), people("h2001")
+    start(teacher, solo)
+    task = first_task(teacher)
+    added = teacher.post(f"tasks/{task['id']}/add-signer", {"username": "h2001"})
+    assert added.status_code == 201, added.get_json()
+    sign = added.get_json()
+    assert sign["kind"] == "sign" and sign["parent_task_id"] == task["id"]
+    blocked = task_of(teacher, task["id"])
+    assert blocked["state"] == "blocked"
+    assert complete(teacher, blocked).status_code == 409
+    assert [t["id"] for t in inbox(head)["items"]] == [sign["id"]]
+    sign = task_of(head, sign["id"])
+    assert complete(head, sign, {"approved": True, "opinion": "同意"}).status_code == 200
+    ready = task_of(teacher, task["id"])
+    assert ready["state"] == "ready"
+    assert complete(teacher, ready).status_code == 200
+
+
+# -- drafts, comments, attachments -------------------------------------------------------------------
+
+
+def test_saved_draft_is_returned_with_the_task(people, solo):
+    """PUT draft, then GET the task shows the draft."""
+    teacher = people("t1001")
+    start(teacher, solo)
+    task = first_task(teacher)
+    assert teacher.put(f"tasks/{task['id']}/draft", {"data": {"reason": "未写完"}}).status_code == 200
+    assert task_of(teacher, task["id"])["draft"] == {"reason": "未写完"}
+
+
+def test_comments_are_added_and_listed_in_order(people, solo):
+    """Two comments come back in the order written, with their authors."""
+    teacher = people("t1001")
+    start(teacher, solo)
+    task = first_task(teacher)
+    for body in ("第一条", "第二条"):
+        assert teacher.post(f"tasks/{task['id']}/comments", {"body": body}).status_code == 201
+    listed = teacher.get(f"tasks/{task['id']}/comments").get_json()
+    assert [(c["author"], c["body"]) for c in listed] == [("t1001", "第一条"), ("t1001", "第二条")]
+
+
+def _upload(client, task_id: int, name: str, content: bytes):
+    return client.post(
+        f"tasks/{task_id}/attachments", data={"file": (io.BytesIO(content), name)}, content_type="multipart/form-data"
+    )
+
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def test_pdf_attachment_downloads_for_participant_not_for_outsider(people, headed):
+    """A PDF uploaded by the head comes back byte for byte to the starter; an outsider gets 404."""
+    start(people("t1001"), headed)
+    head = people("h2001")
+    task = first_task(head, "candidate")
+    head.post(f"tasks/{task['id']}/claim")
+    uploaded = _upload(head, task["id"], "证明.pdf", PDF)
+    assert uploaded.status_code == 201, uploaded.get_json()
+    attachment = uploaded.get_json()
+    assert attachment["size"] == len(PDF) and attachment["content_type"] == "application/pdf"
+    download = people("t1001").get(f"attachments/{attachment['id']}")
+    assert download.status_code == 200 and download.data == PDF
+    assert people("h2002").get(f"attachments/{attachment['id']}").status_code == 404
+
+
+def test_oversize_attachment_is_413_and_not_stored(people, solo, app):
+    """A file over MAX_ATTACHMENT_BYTES is 413 and leaves no attachment behind."""
+    teacher = people("t1001")
+    start(teacher, solo)
+    task = first_task(teacher)
+    big = PDF + b"0" * app.config["MAX_ATTACHMENT_BYTES"]
+    response = _upload(teacher, task["id"], "big.pdf", big)
+    assert response.status_code == 413 and response.get_json()["code"] == 413
+    assert teacher.get(f"tasks/{task['id']}/attachments").get_json() == []
+
+
+@pytest.mark.parametrize("name, content", [("tool.exe", b"MZ\x90\x00"), ("fake.pdf", b"MZ not a pdf")])
+def test_disallowed_or_mislabelled_attachment_is_422(people, solo, name, content):
+    """An .exe, or a .pdf whose bytes are not PDF, is 422 on file and not stored."""
+    teacher = people("t1001")
+    start(teacher, solo)
+    task = first_task(teacher)
+    response = _upload(teacher, task["id"], name, content)
+    assert response.status_code == 422 and "file" in response.get_json()["errors"]
+    assert teacher.get(f"tasks/{task['id']}/attachments").get_json() == []
