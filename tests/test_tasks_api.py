@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 import pytest
-from flask import g, has_app_context
 
 from tests.conftest import Api, bpmn_sequence
 
@@ -24,30 +23,6 @@ REASON_FORM = {
 }
 
 
-class PersonApi(Api):
-    """A client that stays one person while the test holds an app context.
-
-    Requests of the test client reuse the test's app context, so `g` would carry the user Flask-Login
-    loaded for the previous request, whoever's cookie that was; forget it before each request.
-    """
-
-    def _fresh(self):
-        if has_app_context():
-            g.pop("_login_user", None)
-
-    def get(self, path, **kw):
-        self._fresh()
-        return super().get(path, **kw)
-
-    def post(self, path, json=None, **kw):
-        self._fresh()
-        return super().post(path, json, **kw)
-
-    def put(self, path, json=None, **kw):
-        self._fresh()
-        return super().put(path, json, **kw)
-
-
 @pytest.fixture
 def people(demo, app):
     """One signed-in client per demo person, created on first use: people("t1001")."""
@@ -55,8 +30,7 @@ def people(demo, app):
 
     def get(username: str):
         if username not in clients:
-            clients[username] = PersonApi(app)
-            clients[username]._fresh()
+            clients[username] = Api(app)
             clients[username].login(username)
         return clients[username]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 from jsonschema import Draft202012Validator
@@ -117,6 +117,8 @@ def compile_process(files: dict[str, bytes], forms: dict[str, dict], max_bytes: 
     if not files:
         raise DiagramRefused([Problem("", "", "没有上传 BPMN 文件（no BPMN file）")])
     main_file = main_file or next(iter(files))
+    if main_file not in files:
+        raise DiagramRefused([Problem(main_file, "", f"指定的主流程文件 {main_file} 未上传（main file not uploaded）")])
     roots = {name: parse_xml(content, name, max_bytes) for name, content in files.items()}
     problems: list[Problem] = []
     for name, root in roots.items():
@@ -132,6 +134,10 @@ def compile_process(files: dict[str, bytes], forms: dict[str, dict], max_bytes: 
             parser.add_bpmn_xml(root, filename=name)
         except ValidationException as err:
             raise DiagramRefused([_problem_from_validation(err, name)]) from None
+        except (SpiffWorkflowException, KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
+            # The parser's own slips on odd diagrams are a refusal of that diagram, never a 500.
+            raise DiagramRefused([Problem(name, getattr(err, "id", "") or root.get("id", "") or "",
+                                          f"流程引擎无法解析此图：{err.__class__.__name__}: {err}")]) from None
     main_root = roots[main_file]
     main = next(p for p in main_root.findall("{*}process") if p.get("isExecutable") == "true")
     key = main.get("id")
@@ -153,9 +159,10 @@ def compile_process(files: dict[str, bytes], forms: dict[str, dict], max_bytes: 
                 continue
             props = dict((getattr(task_spec, "extensions", None) or {}).get("properties", {}))
             form_key, ui_key = props.get("formJsonSchemaFilename"), props.get("formUiSchemaFilename")
-            for prop, key_name in zip(FORM_PROPERTIES, (form_key, ui_key)):
+            for prop, key_name in zip(FORM_PROPERTIES, (form_key, ui_key), strict=True):
                 if key_name and key_name not in forms:
-                    problems.append(Problem(main_file, task_spec.bpmn_id, f"引用的表单文件 {key_name} 未上传（{prop}）"))
+                    problems.append(Problem(main_file, task_spec.bpmn_id,
+                                            f"引用的表单文件 {key_name} 未上传（{prop}）"))
             user_tasks[task_spec.bpmn_id] = UserTaskSpec(
                 element_id=task_spec.bpmn_id, name=task_spec.bpmn_name or task_spec.bpmn_id, lane=task_spec.lane,
                 form_key=form_key, ui_form_key=ui_key, properties=props, documentation=task_spec.documentation,
@@ -362,7 +369,7 @@ def _timer_due(task) -> datetime | None:
         due = TimerEventDefinition.get_datetime(value) if "T" in str(value) and not str(value).startswith("P") \
             else TimerEventDefinition.parse_time_or_duration(value)
         if isinstance(due, datetime):
-            return due if due.tzinfo else due.replace(tzinfo=timezone.utc)
+            return due if due.tzinfo else due.replace(tzinfo=UTC)
     except (ValueError, TypeError):
         return None
     return None

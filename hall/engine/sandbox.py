@@ -7,13 +7,20 @@ endless loops. Anything refused raises ScriptRefused, whose message names what w
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
 import time
+from datetime import UTC
 from functools import lru_cache
 
-from RestrictedPython import compile_restricted_eval, compile_restricted_exec, limited_builtins, safe_builtins
-from RestrictedPython import utility_builtins
+from RestrictedPython import (
+    compile_restricted_eval,
+    compile_restricted_exec,
+    limited_builtins,
+    safe_builtins,
+    utility_builtins,
+)
 from RestrictedPython.Eval import default_guarded_getitem, default_guarded_getiter
 from RestrictedPython.Guards import (
     full_write_guard,
@@ -21,9 +28,9 @@ from RestrictedPython.Guards import (
     guarded_unpack_sequence,
     safer_getattr,
 )
-
-from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from RestrictedPython.transformer import RestrictingNodeTransformer
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
 
@@ -31,17 +38,71 @@ class ScriptRefused(Exception):
     """A script broke a sandbox rule or its budget."""
 
 
+# Attributes without a leading underscore that still reach types, frames or code objects, and the
+# format methods whose replacement fields ({0.__class__}) read attributes behind the guard's back.
+_BLOCKED_ATTRIBUTES = frozenset({
+    "mro", "format", "format_map", "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await",
+    "ag_frame", "ag_code", "f_globals", "f_locals", "f_builtins", "f_back", "f_code", "tb_frame", "tb_next",
+    "co_code", "func_globals",
+})
+
+# Largest sequence a script may build by repetition, and largest integer (in bits) by ** or <<.
+MAX_SEQUENCE_ITEMS = 10_000_000
+MAX_INT_BITS = 100_000
+
+
 def _guarded_getattr(obj, name, default=None, getattr=getattr):
-    if name.startswith("_"):
-        raise ScriptRefused(f"不允许访问以下划线开头的属性 {name!r}（sandbox: attribute {name!r} is not allowed）")
+    if name.startswith("_") or name in _BLOCKED_ATTRIBUTES:
+        raise ScriptRefused(f"不允许访问属性 {name!r}（sandbox: attribute {name!r} is not allowed）")
     return safer_getattr(obj, name, default, getattr)
+
+
+def _too_big(what: str):
+    return ScriptRefused(f"脚本试图创建过大的对象（{what}）（sandbox: allocation exceeds the size budget）")
+
+
+def _guarded_mul(a, b):
+    for seq, times in ((a, b), (b, a)):
+        if isinstance(seq, (str, bytes, list, tuple, bytearray)) and isinstance(times, int) \
+                and len(seq) * times > MAX_SEQUENCE_ITEMS:
+            raise _too_big(f"{len(seq)} × {times}")
+    return a * b
+
+
+def _guarded_pow(a, b, *modulo):
+    if isinstance(a, int) and isinstance(b, int) and not modulo and b > 0 and abs(a) > 1 \
+            and a.bit_length() * b > MAX_INT_BITS:
+        raise _too_big(f"{a} ** {b}")
+    return pow(a, b, *modulo)
+
+
+def _guarded_lshift(a, b):
+    if isinstance(a, int) and isinstance(b, int) and a and a.bit_length() + b > MAX_INT_BITS:
+        raise _too_big(f"{a} << {b}")
+    return a << b
+
+
+_BINOPS = {ast.Mult: "_mul_", ast.Pow: "_pow_", ast.LShift: "_lshift_"}
+_GUARDED_BINOPS = {"_mul_": _guarded_mul, "_pow_": _guarded_pow, "_lshift_": _guarded_lshift}
+
+
+class HallPolicy(RestrictingNodeTransformer):
+    """RestrictedPython's policy, plus `*`, `**` and `<<` routed through size-checking helpers."""
+
+    def visit_BinOp(self, node: ast.BinOp):
+        node = self.node_contents_visit(node)
+        helper = _BINOPS.get(type(node.op))
+        if helper is None:
+            return node
+        call = ast.Call(func=ast.Name(helper, ast.Load()), args=[node.left, node.right], keywords=[])
+        return ast.fix_missing_locations(ast.copy_location(call, node))
 
 
 def _inplacevar(op, x, y):
     ops = {
-        "+=": lambda a, b: a + b, "-=": lambda a, b: a - b, "*=": lambda a, b: a * b,
+        "+=": lambda a, b: a + b, "-=": lambda a, b: a - b, "*=": _guarded_mul,
         "/=": lambda a, b: a / b, "//=": lambda a, b: a // b, "%=": lambda a, b: a % b,
-        "**=": lambda a, b: a ** b, "|=": lambda a, b: a | b, "&=": lambda a, b: a & b,
+        "**=": _guarded_pow, "|=": lambda a, b: a | b, "&=": lambda a, b: a & b,
     }
     if op not in ops:
         raise ScriptRefused(f"operator {op} is not allowed")
@@ -75,7 +136,7 @@ SAFE_BUILTINS = _build_builtins()
 
 
 class Budget:
-    """Counts traced lines of one script run and stops it past a step or time budget."""
+    """Counts traced opcodes of one script run and stops it past a step or time budget."""
 
     def __init__(self, steps: int, seconds: float):
         self.steps = steps
@@ -85,10 +146,12 @@ class Budget:
     def trace(self, frame, event, arg):
         if frame.f_code.co_filename != "<script>":
             return None  # only the script's own frames are counted
+        # Opcodes, not lines: a one-line loop (`while True: pass`) emits no further line events.
+        frame.f_trace_opcodes = True
         return self._local
 
     def _local(self, frame, event, arg):
-        if event == "line":
+        if event == "opcode":
             self.count += 1
             if self.count > self.steps or (self.count % 1000 == 0 and time.monotonic() > self.deadline):
                 raise ScriptRefused("脚本超出运行预算（可能是死循环）（sandbox: script exceeded its time budget）")
@@ -98,7 +161,7 @@ class Budget:
 @lru_cache(maxsize=2048)
 def _compile(source: str, mode: str):
     compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
-    result = compiler(source, filename="<script>")
+    result = compiler(source, filename="<script>", policy=HallPolicy)
     if result.errors:
         raise ScriptRefused("脚本被拒绝：" + "; ".join(result.errors))
     return result.code
@@ -122,6 +185,7 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
             "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
             "_unpack_sequence_": guarded_unpack_sequence,
             "_inplacevar_": _inplacevar,
+            **_GUARDED_BINOPS,
             "_print_": _blocked("print"),
             "__name__": "script",
             "__metaclass__": type,
@@ -166,7 +230,8 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
     def call_service(self, context, operation_name=None, operation_params=None, task_data=None):
         from hall.engine.services import call_operator
 
-        return call_operator(operation_name, operation_params or {}, task_data or {})
+        # Operators see the task's data: Spiff hands it as the context (task_data stays None).
+        return call_operator(operation_name, operation_params or {}, task_data if task_data is not None else context)
 
 
 class HallScriptEngine(PythonScriptEngine):
@@ -186,10 +251,10 @@ class HallScriptEngine(PythonScriptEngine):
 
 def _helpers() -> dict:
     """The small allow-list of functions scripts and expressions may call."""
-    from datetime import date, datetime, timedelta, timezone
+    from datetime import date, datetime, timedelta
 
     def now_iso() -> str:
-        return datetime.now(timezone.utc).isoformat()
+        return datetime.now(UTC).isoformat()
 
     def today() -> str:
         return date.today().isoformat()

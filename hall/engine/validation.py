@@ -28,6 +28,13 @@ _ISO_TIMER = re.compile(
 )
 
 
+# "<!DOCTYPE" and "<!ENTITY" as they appear in the encodings an XML declaration may name.
+_DTD_MARKERS = tuple(
+    marker.encode(encoding) for marker in ("<!DOCTYPE", "<!ENTITY", "<!doctype")
+    for encoding in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+)
+
+
 @dataclass
 class Problem:
     file: str
@@ -55,6 +62,9 @@ def parse_xml(content: bytes, filename: str, max_bytes: int) -> etree._Element:
     """Parse untrusted XML: no DTD entities, no network, bounded size."""
     if len(content) > max_bytes:
         raise DiagramRefused([Problem(filename, "", f"文件过大（{len(content)} 字节，上限 {max_bytes}）")])
+    # Refuse any DTD before the parser sees it: entity bombs and external entities never get expanded or read.
+    if any(marker in content for marker in _DTD_MARKERS):
+        raise DiagramRefused([Problem(filename, "", "不允许 DTD 或实体声明（DTD and entities are not allowed）")])
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False,
         remove_comments=True,
@@ -63,7 +73,7 @@ def parse_xml(content: bytes, filename: str, max_bytes: int) -> etree._Element:
         root = etree.fromstring(content, parser)
     except etree.XMLSyntaxError as err:
         raise DiagramRefused([Problem(filename, "", f"XML 格式错误：{err}")]) from None
-    if root.getroottree().docinfo.internalDTD is not None or "<!ENTITY" in content[:4096].decode("utf-8", "ignore"):
+    if root.getroottree().docinfo.internalDTD is not None:
         raise DiagramRefused([Problem(filename, "", "不允许 DTD 或实体声明（DTD and entities are not allowed）")])
     if _local(root.tag) != "definitions" or etree.QName(root.tag).namespace != BPMN:
         raise DiagramRefused([Problem(filename, "", "不是 BPMN 2.0 文件：根元素应为 bpmn:definitions")])
@@ -188,8 +198,9 @@ def check_definitions(root: etree._Element, filename: str, operators: set[str]) 
             op = element.find("bpmn:extensionElements/spiffworkflow:serviceTaskOperator", NS)
             name = op.get("id") if op is not None else None
             if name not in operators:
+                available = ", ".join(sorted(operators))
                 reason = (f"服务任务的操作 {name!r} 不是大厅提供的操作" if name else "服务任务没有指定操作") + \
-                         f"（service task with no operator the hall provides; available: {', '.join(sorted(operators))}）"
+                         f"（service task with no operator the hall provides; available: {available}）"
                 problems.append(Problem(filename, element.get("id", ""), reason))
 
     processes = root.findall("bpmn:process", NS)

@@ -56,9 +56,8 @@ def deploy():
     if not files:
         raise Invalid("请上传 BPMN 文件（字段名 file）", errors={"file": ["缺少 .bpmn 文件"]})
     version, created = services.deploy(files, forms, current_user, request.form.get("main") or None)
-    result = DeployResultSchema().dump(version)
-    result["created"] = created
-    return result, 201 if created else 200
+    version.created = created  # transient, for the schema; @blp.response dumps the object itself
+    return version, 201 if created else 200
 
 
 @blp.route("/process-definitions/<key>/versions")

@@ -1,0 +1,108 @@
+"""The script sandbox: classic escapes in scripts and conditions never run; they end as a deploy refusal
+or as an instance error naming the element. Service operators report their real errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from hall.engine.services import OPERATORS
+from tests.engine.diagrams import condition_process, deploy, problems, script_process, service_process
+
+ESCAPES = {
+    "subclasses": "x = ().__class__.__bases__[0].__subclasses__()",
+    "dunder_import": "os = __import__('os')",
+    "import": "import os",
+    "open": "data = open('/etc/passwd').read()",
+    "getattr": "c = getattr(1, '__class__')",
+    "format_string": "s = '{0.__class__}'.format(1)",
+    "str_format": "s = str.format('{0.__class__}', 1)",
+    "infinite_loop": "while True: pass",
+    "huge_string": "s = 'x' * 10**10",
+    "huge_list": "l = [0] * 10**9",
+    "huge_power": "n = 10 ** 10 ** 10",
+    "type": "t = type(1)",
+    "lambda_code": "c = (lambda: 1).__code__",
+    "generator_frame": "g = (i for i in [1]).gi_frame",
+    "mro": "m = str.mro()",
+    "eval": "r = eval('1')",
+}
+
+
+def _start(api, definition: str, data: dict | None = None) -> dict:
+    response = api.post("process-instances", {"definition": definition, "data": data or {}})
+    assert response.status_code == 201, (response.status_code, response.get_json())
+    return response.get_json()
+
+
+@pytest.mark.parametrize("script", ESCAPES.values(), ids=ESCAPES.keys())
+def test_script_escape_never_runs(admin, script):
+    """An escape in a script task is refused at deploy or puts the instance in error at the script task."""
+    started_at = time.monotonic()
+    response = deploy(admin, {"escape.bpmn": script_process(script)})
+    if response.status_code == 422:
+        assert any(p["element"] == "script1" for p in problems(response)), response.get_json()
+        return
+    assert response.status_code == 201, response.get_json()
+    instance = _start(admin, "scripted")
+    assert time.monotonic() - started_at < 5
+    assert instance["state"] == "error", instance
+    assert instance["error_element"] == "script1"
+    assert "sandbox" in instance["error_message"] or "不允许" in instance["error_message"], instance
+    assert instance["current_elements"] == ["script1"]
+
+
+def test_escape_in_condition_is_refused_at_deploy(admin):
+    """A dunder escape inside a gateway condition is refused at deploy, naming the gateway."""
+    response = deploy(admin, {"cond.bpmn": condition_process("().__class__.__bases__[0].__subclasses__()")})
+    assert any(p["element"] in ("gw", "fyes") for p in problems(response)), response.get_json()
+
+
+def test_escape_in_condition_fails_at_run_time(admin):
+    """A condition calling open() compiles but fails in the sandbox: instance error at the gateway."""
+    assert deploy(admin, {"cond.bpmn": condition_process("open('/etc/passwd').read() != ''")}).status_code == 201
+    instance = _start(admin, "cond")
+    assert instance["state"] == "error", instance
+    assert instance["error_element"] == "gw"
+    assert "open" in instance["error_message"]
+
+
+def test_safe_condition_runs(admin):
+    """A plain condition is evaluated: true goes to the `yes` task."""
+    assert deploy(admin, {"cond.bpmn": condition_process("amount * 2 > 10")}).status_code == 201
+    instance = _start(admin, "cond", {"amount": 6})
+    assert instance["state"] == "running" and instance["current_elements"] == ["yes"], instance
+
+
+def test_plain_script_runs_and_sets_data(admin):
+    """A harmless script runs and what it assigns becomes task data."""
+    assert deploy(admin, {"ok.bpmn": script_process("total = price * count")}).status_code == 201
+    instance = _start(admin, "scripted", {"price": 3, "count": 4})
+    assert instance["state"] == "running", instance
+    task_id = next(t["id"] for t in instance["tasks"] if t["state"] == "ready")
+    assert admin.get(f"tasks/{task_id}").get_json()["data"]["total"] == 12
+
+
+def test_echo_operator_runs(admin):
+    """A service task with hall.echo runs and stores its result in the task data."""
+    params = '<spiffworkflow:parameter id="greeting" type="str" value="\'你好\'"/>'
+    assert deploy(admin, {"svc.bpmn": service_process("hall.echo", params)}).status_code == 201
+    instance = _start(admin, "svc")
+    assert instance["state"] == "running" and instance["current_elements"] == ["t1"], instance
+    task_id = next(t["id"] for t in instance["tasks"] if t["state"] == "ready")
+    assert admin.get(f"tasks/{task_id}").get_json()["data"]["result"] == {"greeting": "你好"}
+
+
+def test_failing_operator_shows_the_real_error(admin, monkeypatch):
+    """An operator that raises puts the instance in error with its own message, not Spiff's NameError."""
+    def fail(params, data):
+        raise RuntimeError("教务系统暂时不可用")
+
+    monkeypatch.setitem(OPERATORS, "test.fail", fail)
+    assert deploy(admin, {"svc.bpmn": service_process("test.fail")}).status_code == 201
+    instance = _start(admin, "svc")
+    assert instance["state"] == "error", instance
+    assert instance["error_element"] == "svc1"
+    assert "教务系统暂时不可用" in instance["error_message"]
+    assert "name 'script' is not defined" not in instance["error_message"]
