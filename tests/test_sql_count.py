@@ -40,9 +40,18 @@ def _submit(api, app, again: bool = True) -> tuple[dict, list[str]]:
 
 
 @pytest.fixture
-def looping_instance(api, demo, deploy_bpmn):
-    """A started instance of a one-task loop that t1001 works; each submit with again=True offers it anew."""
-    deploy_bpmn(bpmn_sequence("loop1", 1, loop=True))
+def looping_instance(app, api):
+    """A started instance of a one-task loop that t1001 works; each submit with again=True offers it anew.
+
+    Set up in an app context that is closed again, so each API call below gets its own session, as in a
+    server (a shared context would keep the signed-in user cached and hide the statements that load it)."""
+    from hall.org.demo import load_demo_organisation
+    from hall.processes import services
+
+    with app.app_context():
+        load_demo_organisation()
+        services.deploy({"loop1.bpmn": bpmn_sequence("loop1", 1, loop=True)}, {})
+        db.session.remove()
     api.login("t1001")
     started = api.post("process-instances", {"definition": "loop1", "data": {}})
     assert started.status_code == 201, started.get_json()

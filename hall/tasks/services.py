@@ -11,7 +11,7 @@ import hashlib
 import mimetypes
 import os
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -294,19 +294,8 @@ def complete_task(task_id: int, user: User, data: dict, expected_version: int | 
     for name, value in dict(state="completed", version=task.version + 1, completed_by_id=user.id, completed_at=now,
                             submitted=data, assignee_id=user.id, draft=None).items():
         set_committed_value(task, name, value)
-    _commit_keeping_loaded()
+    processes.commit_keeping_loaded()
     return task
-
-
-def _commit_keeping_loaded() -> None:
-    """Commit without expiring what this request loaded and wrote: the response is built from it, and
-    reloading the task, its instance and the user after the commit would cost a statement each."""
-    session = db.session()
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = True
 
 
 def return_task(task_id: int, user: User, reason: str, expected_version: int | None) -> HumanTask:
@@ -381,14 +370,15 @@ def _user_by_username(username: str) -> User:
     return target
 
 
-def transfer_task(task_id: int, user: User, username: str, comment: str | None = None) -> HumanTask:
-    """转办: hand the task to another person, who becomes its only assignee."""
+def transfer_task(task_id: int, user: User, username: str, comment: str | None = None,
+                  due_at: datetime | None = None) -> HumanTask:
+    """转办: hand the task to another person, who becomes its only assignee (optionally with a new due time)."""
     task, _, _ = _load_for_action(task_id)
     _check_open(task, user, None)
     target = _user_by_username(username)
     if target.id == user.id:
         raise Invalid("不能转办给自己", errors={"username": ["不能转办给自己"]})
-    _guarded_task_update(task, assignee_id=target.id)
+    _guarded_task_update(task, assignee_id=target.id, **({"due_at": _future(due_at)} if due_at else {}))
     db.session.add(TaskCandidate(task_id=task.id, user_id=target.id))
     db.session.add(InstanceEvent(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id,
                                  kind="transferred", actor_id=user.id,
@@ -398,8 +388,17 @@ def transfer_task(task_id: int, user: User, username: str, comment: str | None =
     return task
 
 
-def add_signer(task_id: int, user: User, username: str, comment: str | None = None) -> HumanTask:
+def _future(due_at: datetime) -> datetime:
+    due_at = due_at if due_at.tzinfo else due_at.replace(tzinfo=timezone.utc)
+    if due_at <= utcnow():
+        raise Invalid("截止时间不能早于现在", errors={"due_at": ["截止时间不能早于现在"]})
+    return due_at
+
+
+def add_signer(task_id: int, user: User, username: str, comment: str | None = None,
+               due_at: datetime | None = None) -> HumanTask:
     """加签: another person must give an opinion before this task can be submitted."""
+    due_at = _future(due_at) if due_at else None
     task, _, _ = _load_for_action(task_id)
     _check_open(task, user, None)
     if task.kind == "sign":
@@ -409,7 +408,8 @@ def add_signer(task_id: int, user: User, username: str, comment: str | None = No
         raise Invalid("不能给自己加签", errors={"username": ["不能给自己加签"]})
     _guarded_task_update(task, state="blocked", assignee_id=user.id)
     sign = HumanTask(instance_id=task.instance_id, element_id=task.element_id, name=f"加签：{task.name}",
-                     kind="sign", parent_task_id=task.id, assignee_id=target.id, lane=task.lane)
+                     kind="sign", parent_task_id=task.id, assignee_id=target.id, lane=task.lane,
+                     due_at=due_at)
     db.session.add(sign)
     db.session.flush()
     db.session.add(TaskCandidate(task_id=sign.id, user_id=target.id))

@@ -1,0 +1,1 @@
+"""Benchmarks of the hall, run as modules: `python -m bench.spine` (see docs/performance.md)."""

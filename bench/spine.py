@@ -1,0 +1,486 @@
+"""The spine benchmark: engine cycle, task submit and instance start over real HTTP, SQL statements, memory.
+
+    python -m bench.spine [--db sqlite|postgresql|both] [--submits N] [--workers W]
+
+For each database it migrates a fresh database (a SQLite file in a temp folder, or the PostgreSQL
+database `bench_db`, dropped and created again), loads the demo organisation, deploys a process of 10
+sequential user tasks, serves the hall with gunicorn on 127.0.0.1 (a free port) and drives it with
+keep-alive `http.client` connections from this process. It prints one markdown table; DESIGN §9 holds
+the budgets. Every loop is bounded and the server is stopped in any case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.client
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("HALL_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_DB = "bench_db"
+PROCESS = "bench10"  # 10 sequential user tasks
+LOOP = "benchloop"  # one user task in a loop, for the statement count of an old instance
+USER = "t1001"
+PASSWORD = "hall2026"
+
+
+# -- measuring helpers -------------------------------------------------------------------------------
+
+def median_p95(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}"
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Client:
+    """One keep-alive HTTP connection with the session cookie of one signed-in person."""
+
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.cookie: str | None = None
+        self.csrf: str | None = None
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        if self.csrf:
+            headers["X-CSRF-Token"] = self.csrf
+        self.conn.request(method, "/api/v1/" + path, body=json.dumps(body) if body is not None else None,
+                          headers=headers)
+        response = self.conn.getresponse()
+        raw = response.read()
+        cookie = response.getheader("Set-Cookie")
+        if cookie:
+            self.cookie = cookie.split(";", 1)[0]
+        return response.status, (json.loads(raw) if raw else None)
+
+    def ok(self, method: str, path: str, body: dict | None = None, status: int = 200):
+        got, payload = self.call(method, path, body)
+        if got != status:
+            raise RuntimeError(f"{method} {path}: {got} {payload}")
+        return payload
+
+    def login(self) -> Client:
+        self.csrf = self.ok("POST", "auth/login", {"username": USER, "password": PASSWORD}).get("csrf_token")
+        return self
+
+    def start(self) -> dict:
+        return self.ok("POST", "process-instances", {"definition": PROCESS, "data": {}}, status=201)
+
+    def my_tasks(self) -> list[dict]:
+        """The person's open tasks of the 10-task process (the statement-count loop instance left aside)."""
+        return [t for t in self.ok("GET", "tasks?view=mine&page_size=100")["items"] if t["definition"] == PROCESS]
+
+    def submit(self, task: dict, data: dict | None = None) -> float:
+        began = time.perf_counter()
+        self.ok("POST", f"tasks/{task['id']}/complete", {"data": data or {"ok": True}, "version": task["version"]})
+        return time.perf_counter() - began
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# -- setting up --------------------------------------------------------------------------------------
+
+def database_url(kind: str, folder: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{folder / 'bench.db'}"
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {PG_DB}")
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{PG_DB}"
+
+
+def drop_database(kind: str) -> None:
+    if kind == "postgresql":
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+
+
+def make_app(url: str, folder: Path):
+    from hall import create_app
+
+    return create_app({"SQLALCHEMY_DATABASE_URI": url, "INSTANCE_PATH": str(folder), "SECRET_KEY": "bench-secret",
+                       "ATTACHMENT_DIR": str(folder / "attachments")})
+
+
+def prepare(app) -> None:
+    """Migrate, load the demo people and deploy the benchmark diagrams through the hall's own services."""
+    from flask_migrate import upgrade
+
+    from bench.diagrams import sequence
+    from hall.extensions import db
+    from hall.org.demo import load_demo_organisation
+    from hall.processes import services
+
+    with app.app_context():
+        upgrade()
+        load_demo_organisation()
+        services.deploy({f"{PROCESS}.bpmn": sequence(PROCESS, 10)}, {})
+        services.deploy({f"{LOOP}.bpmn": sequence(LOOP, 1, loop=True)}, {})
+        db.session.remove()
+
+
+def raw_engine_cycle(app, iterations: int) -> dict:
+    """The engine alone on a stored state: JSON text -> restore -> complete one task -> dump -> JSON text.
+
+    Also the state size of a 10-task instance mid-way (5 tasks done) and finished."""
+    import sqlalchemy as sa
+
+    from hall.extensions import db
+    from hall.processes import registry
+    from hall.processes.models import ProcessDefinition, ProcessVersion
+
+    with app.app_context():
+        definition = db.session.scalar(sa.select(ProcessDefinition).where(ProcessDefinition.key == PROCESS))
+        process = registry.compiled(db.session.get(ProcessVersion, definition.latest_version_id))
+        engine = registry.engine()
+        outcome = engine.start(process, {"starter": USER})
+        for step in range(5):
+            outcome = engine.complete(process, outcome.state, outcome.ready[0].engine_task_id, {"step": step})
+        stored = json.dumps(outcome.state)
+        task_id = outcome.ready[0].engine_task_id
+        samples = []
+        for _ in range(iterations):
+            began = time.perf_counter()
+            result = engine.complete(process, json.loads(stored), task_id, {"ok": True})
+            json.dumps(result.state)
+            samples.append(time.perf_counter() - began)
+        spiff = spiff_default_cycle(engine.load(process, json.loads(stored)), task_id, iterations)
+        finished = outcome
+        for step in range(5, 10):
+            finished = engine.complete(process, finished.state, finished.ready[0].engine_task_id, {"step": step})
+        assert finished.status == "completed", finished.status
+        db.session.remove()
+    return {"raw": samples, "spiff": spiff[0], "spiff_bytes": spiff[1], "state_mid": len(stored.encode()),
+            "state_done": len(json.dumps(finished.state).encode())}
+
+
+def spiff_default_cycle(workflow, task_id: str, iterations: int) -> tuple[list[float], int]:
+    """The same cycle with SpiffWorkflow's own serializer, whose document carries the process spec too
+    (what an application using the engine as shipped pays per request; for comparison only)."""
+    from uuid import UUID
+
+    from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+    from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+
+    serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
+    stored = serializer.serialize_json(workflow)
+    samples = []
+    for _ in range(iterations):
+        began = time.perf_counter()
+        restored = serializer.deserialize_json(stored)
+        restored.script_engine = workflow.script_engine
+        task = restored.get_task_from_id(UUID(task_id))
+        task.data.update({"ok": True})
+        task.run()
+        restored.do_engine_steps()
+        serializer.serialize_json(restored)
+        samples.append(time.perf_counter() - began)
+    return samples, len(stored.encode())
+
+
+def _count_into(statements: list[int], *_event_args) -> None:
+    statements.append(1)
+
+
+def statements_per_submit(app) -> tuple[int, int]:
+    """SQL statements of POST /tasks/{id}/complete for the 1st and the 100th submit of a looping instance."""
+    import sqlalchemy as sa
+
+    from hall.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+    client = app.test_client()
+    signed_in = client.post("/api/v1/auth/login", json={"username": USER, "password": PASSWORD}).get_json()
+    headers = {"X-CSRF-Token": signed_in.get("csrf_token") or ""}
+    started = client.post("/api/v1/process-instances", json={"definition": LOOP, "data": {}}, headers=headers)
+    assert started.status_code == 201, started.get_json()
+    counts = []
+    for _ in range(100):
+        task = next(t for t in client.get("/api/v1/tasks?view=mine&page_size=100").get_json()["items"]
+                    if t["instance_id"] == started.get_json()["id"])
+        statements: list[int] = []
+        count = functools.partial(_count_into, statements)
+
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            done = client.post(f"/api/v1/tasks/{task['id']}/complete",
+                               json={"data": {"again": True}, "version": task["version"]}, headers=headers)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+        assert done.status_code == 200, done.get_json()
+        counts.append(len(statements))
+    return counts[0], counts[-1]
+
+
+@contextlib.contextmanager
+def server(url: str, folder: Path, workers: int):
+    """gunicorn serving wsgi:app on a free local port; yields (port, master pid); always stopped."""
+    port = free_port()
+    env = dict(os.environ, HALL_DATABASE_URL=url, HALL_SECRET_KEY="bench-secret", HALL_INSTANCE_PATH=str(folder),
+               HALL_ATTACHMENT_DIR=str(folder / "attachments"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread", "--threads", "2",
+         "--keep-alive", "60", "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
+        cwd=ROOT, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("gunicorn did not start within 60 s") from None
+                time.sleep(0.05)
+        # Every worker must be up before the timing starts.
+        while len(children(process.pid)) < workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield port, process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+# -- the HTTP phases ---------------------------------------------------------------------------------
+
+def submit_latency(client: Client, count: int) -> list[float]:
+    """Work instances of the 10-task process one task at a time; time only the submits."""
+    samples: list[float] = []
+    tasks: list[dict] = []
+    while len(samples) < count:
+        if not tasks:
+            client.start()
+            tasks = client.my_tasks()
+        samples.append(client.submit(tasks[0]))
+        tasks = client.my_tasks()
+    return samples
+
+
+def halfway(client: Client) -> None:
+    """Leave one 10-task instance mid-way (5 tasks done), for the state size."""
+    instance = client.start()
+    for _ in range(5):
+        client.submit(next(t for t in client.my_tasks() if t["instance_id"] == instance["id"]))
+
+
+def start_latency(client: Client, count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        began = time.perf_counter()
+        client.start()
+        samples.append(time.perf_counter() - began)
+    return samples
+
+
+def throughput(port: int, clients: int, per_client: int, workers: list[int]) -> tuple[float, float]:
+    """Submits per second with `clients` concurrent connections, each submitting first tasks it prepared."""
+    prepared = []
+    for _ in range(clients):
+        client = Client(port).login()
+        for _ in range(per_client):
+            client.start()
+        prepared.append((client, [t for t in client.my_tasks() if t["name"] == "步骤1"]))
+    # Each client sees the others' tasks too (same person); split them so no two clients race.
+    all_tasks = sorted({t["id"]: t for _, tasks in prepared for t in tasks}.values(), key=lambda t: t["id"])
+    shares = [all_tasks[i::clients][:per_client] for i in range(clients)]
+    barrier = threading.Barrier(clients)
+    errors: list[Exception] = []
+
+    def work(client: Client, tasks: list[dict]):
+        try:
+            barrier.wait(timeout=60)
+            for task in tasks:
+                client.submit(task)
+        except Exception as err:  # noqa: BLE001 - reported after the run
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(c, share)) for (c, _), share in zip(prepared, shares, strict=True)]
+    cpu_before = cpu_seconds(workers)
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    elapsed = time.perf_counter() - began
+    cpu = cpu_seconds(workers) - cpu_before
+    for client, _ in prepared:
+        client.close()
+    if errors:
+        raise RuntimeError(f"throughput run failed: {errors[0]}")
+    done = sum(len(s) for s in shares)
+    return done / elapsed, cpu / done
+
+
+def state_sizes_in_db(app) -> tuple[int, int]:
+    """Stored state of a finished and of a mid-way (5 of 10 tasks done) instance, as JSON bytes."""
+    import sqlalchemy as sa
+
+    from hall.extensions import db
+    from hall.processes.models import ProcessDefinition, ProcessInstance
+
+    sizes = []
+    with app.app_context():
+        for condition in (ProcessInstance.state == "completed",
+                          sa.and_(ProcessInstance.state == "running", ProcessInstance.version == 6)):
+            workflow = db.session.scalar(
+                sa.select(ProcessInstance.workflow).join(ProcessDefinition)
+                .where(ProcessDefinition.key == PROCESS, condition).order_by(ProcessInstance.id.desc()).limit(1))
+            sizes.append(len(json.dumps(workflow).encode()) if workflow is not None else 0)
+        db.session.remove()
+    return sizes[0], sizes[1]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the given processes so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run(kind: str, submits: int, starts: int, workers: int, clients: int, per_client: int) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix=f"hall-bench-{kind}-"))
+    try:
+        url = database_url(kind, folder)
+        app = make_app(url, folder)
+        prepare(app)
+        result = raw_engine_cycle(app, iterations=max(200, submits // 5))
+        result["sql_first"], result["sql_100th"] = statements_per_submit(app)
+        with server(url, folder, workers) as (port, master):
+            client = Client(port).login()
+            submit_latency(client, 100)  # warm-up: imports, spec caches, connection pools
+            start_latency(client, 20)
+            rss_warm = {pid: rss_kb(pid) for pid in children(master)}
+            result["submit"] = submit_latency(client, submits)
+            result["start"] = start_latency(client, starts)
+            rss_end = {pid: rss_kb(pid) for pid in children(master)}
+            halfway(client)
+            client.close()
+            result["per_second"], result["cpu_per_submit"] = throughput(port, clients, per_client, children(master))
+            result["rss_mb"] = max(rss_end.values()) / 1024
+            result["rss_growth_mb"] = max(rss_end[p] - rss_warm.get(p, rss_end[p]) for p in rss_end) / 1024
+        result["db_state_done"], result["db_state_mid"] = state_sizes_in_db(app)
+        with app.app_context():
+            from hall.extensions import db
+
+            db.engine.dispose()
+        return result
+    finally:
+        with contextlib.suppress(Exception):
+            drop_database(kind)
+        subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+def table(results: dict[str, dict], submits: int, clients: int) -> str:
+    kinds = list(results)
+    lines = ["| measure | " + " | ".join(kinds) + " | budget |", "|---|" + "---|" * len(kinds) + "---|"]
+
+    def row(name: str, budget: str, fn):
+        lines.append(f"| {name} | " + " | ".join(fn(results[k]) for k in kinds) + f" | {budget} |")
+
+    def pair(key):
+        return lambda r: "{} / {}".format(*map(ms, median_p95(r[key])))
+
+    row("raw engine cycle (hall.engine), ms median / p95: JSON → restore → complete → dump → JSON", "", pair("raw"))
+    row("raw SpiffWorkflow cycle, default serializer (spec in the document), ms median / p95", "", pair("spiff"))
+    row(f"task submit over HTTP, ms median / p95 ({submits} submits)", "≤ 5 median", pair("submit"))
+    row("instance start over HTTP, ms median / p95", "≤ 8 median", pair("start"))
+    row("submit median ÷ raw cycle median", "≤ 3",
+        lambda r: f"{statistics.median(r['submit']) / statistics.median(r['raw']):.2f}")
+    row("submit median ÷ raw SpiffWorkflow cycle median", "",
+        lambda r: f"{statistics.median(r['submit']) / statistics.median(r['spiff']):.2f}")
+    row(f"submits/s, {clients} clients", "≥ 300 (PostgreSQL)", lambda r: f"{r['per_second']:.0f}")
+    row("server CPU per submit, ms (all workers, during the submits/s run)", "",
+        lambda r: f"{r['cpu_per_submit'] * 1000:.2f}")
+    row("SQL statements per submit, 1st / 100th of an instance", "≤ 10, equal",
+        lambda r: f"{r['sql_first']} / {r['sql_100th']}")
+    row(f"worker RSS after {submits} submits, MB (largest worker)", "≤ 150", lambda r: f"{r['rss_mb']:.1f}")
+    row("worker RSS growth after warm-up, MB", "≈ 0", lambda r: f"{r['rss_growth_mb']:+.1f}")
+    row("stored state per 10-task instance, JSON bytes: mid-way / finished", "",
+        lambda r: f"{r['db_state_mid']:,} / {r['db_state_done']:,}")
+    row("the same mid-way state in SpiffWorkflow's default document (with spec), bytes", "",
+        lambda r: f"{r['spiff_bytes']:,}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--submits", type=int, default=500, help="timed sequential submits (default 500)")
+    parser.add_argument("--starts", type=int, default=100, help="timed instance starts (default 100)")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (gthread, 2 threads each)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients for submits/s")
+    parser.add_argument("--per-client", type=int, default=100, help="submits per client for submits/s")
+    args = parser.parse_args(argv)
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    load_before = os.getloadavg()[0]
+    results = {}
+    for kind in kinds:
+        began = time.monotonic()
+        print(f"… {kind}", file=sys.stderr, flush=True)
+        results[kind] = run(kind, args.submits, args.starts, args.workers, args.clients, args.per_client)
+        print(f"  {kind} done in {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+    print(f"Quality Hall spine benchmark — {platform.node()}, {os.cpu_count()} CPUs, Python "
+          f"{platform.python_version()}, gunicorn {args.workers} gthread workers × 2 threads; "
+          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other work slows every figure)\n")
+    print(table(results, args.submits, args.clients))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
