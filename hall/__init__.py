@@ -29,16 +29,27 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     api.init_app(app)
 
+    from hall import security
+
+    security.init_app(app)
+
     from hall import models  # noqa: F401 - registers every model with the metadata
     from hall.accounts.api import blp as auth_blp
+    from hall.accounts.tokens_api import blp as tokens_blp
+    from hall.audit.api import blp as audit_blp
     from hall.processes.api import blp as processes_blp
     from hall.quality.api import blp as quality_blp
     from hall.quality.cycles_api import blp as cycles_blp
     from hall.quality.reports_api import blp as reports_blp
     from hall.tasks.api import blp as tasks_blp
 
-    for blueprint in (auth_blp, processes_blp, tasks_blp, quality_blp, cycles_blp, reports_blp):
+    for blueprint in (auth_blp, processes_blp, tasks_blp, quality_blp, cycles_blp, reports_blp, tokens_blp,
+                      audit_blp):
         api.register_blueprint(blueprint)
+
+    from hall import notifications
+
+    notifications.init_app(app)  # messages API and page, notification jobs
 
     from hall.jobs import init_celery
     from hall.processes import tasks as _process_jobs  # noqa: F401 - registers periodic jobs
@@ -129,9 +140,20 @@ def _user_by_id():
 
 
 def _register_web(app: Flask) -> None:
+    from hall.accounts.sso import bp as sso_bp
+    from hall.web.admin_views import bp as admin_bp
     from hall.web.views import bp as web_bp
 
     app.register_blueprint(web_bp)
+    app.register_blueprint(sso_bp)
+    app.register_blueprint(admin_bp)
+
+    from hall.web import assets, i18n
+    from hall.web.quality_views import bp as quality_web_bp
+
+    app.register_blueprint(quality_web_bp)
+    assets.init_app(app)
+    i18n.init_app(app)
 
 
 def _register_cli(app: Flask) -> None:

@@ -90,17 +90,26 @@ def demo(app, ctx):
 
 
 class Api:
-    """A signed-in API client: `api.post(path, json)` returns the response; `login` switches people."""
+    """A signed-in API client: `api.post(path, json)` returns the response; `login` switches people.
+    State-changing requests carry the session's CSRF token (from the sign-in response) like a real client."""
 
     def __init__(self, app):
         self.app = app
         self.client = app.test_client()
+        self.csrf: str | None = None
 
     def login(self, username: str, password: str = "hall2026"):
-        self._fresh().post("/api/v1/auth/logout")
+        self._fresh().post("/api/v1/auth/logout", headers=self._csrf_header())
         response = self._fresh().post("/api/v1/auth/login", json={"username": username, "password": password})
         assert response.status_code == 200, response.get_json()
+        self.csrf = response.get_json()["csrf_token"]
         return self
+
+    def _csrf_header(self, headers=None) -> dict:
+        headers = dict(headers or {})
+        if self.csrf:
+            headers.setdefault("X-CSRF-Token", self.csrf)
+        return headers
 
     def _fresh(self):
         # Requests made while a test holds an app context share its `g`, where Flask-Login caches the
@@ -114,11 +123,14 @@ class Api:
     def get(self, path, **kw):
         return self._fresh().get(_p(path), **kw)
 
-    def post(self, path, json=None, **kw):
-        return self._fresh().post(_p(path), json=json, **kw)
+    def post(self, path, json=None, headers=None, **kw):
+        return self._fresh().post(_p(path), json=json, headers=self._csrf_header(headers), **kw)
 
-    def put(self, path, json=None, **kw):
-        return self._fresh().put(_p(path), json=json, **kw)
+    def put(self, path, json=None, headers=None, **kw):
+        return self._fresh().put(_p(path), json=json, headers=self._csrf_header(headers), **kw)
+
+    def delete(self, path, headers=None, **kw):
+        return self._fresh().delete(_p(path), headers=self._csrf_header(headers), **kw)
 
 
 def _p(path: str) -> str:

@@ -1,29 +1,46 @@
 """/api/v1/auth and /api/v1/me."""
 
 from flask.views import MethodView
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields
 
-from hall.accounts import services
+from hall import security
 from hall.accounts.schemas import LoginSchema, UserSchema
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in and the current user")
 
 
+class SignedInSchema(UserSchema):
+    # Send it back as the X-CSRF-Token header on every POST, PUT and DELETE of this session.
+    csrf_token = fields.Function(lambda _user: security.csrf_token())
+
+
+class CsrfSchema(Schema):
+    csrf_token = fields.String()
+
+
 @blp.route("/auth/login", methods=["POST"])
 @blp.arguments(LoginSchema)
-@blp.response(200, UserSchema)
+@blp.response(200, SignedInSchema)
 def login(args):
-    """Sign in with a local account; the session cookie carries the sign-in."""
-    user = services.authenticate(args["username"], args["password"])
-    login_user(user)
+    """Sign in with a local account on a new session; repeated failures lock the name for a while (429)."""
+    user = security.sign_in_with_password(args["username"], args["password"])
+    security.start_session(user, method="password")
     return user
 
 
 @blp.route("/auth/logout", methods=["POST"])
 @blp.response(204)
 def logout():
-    logout_user()
+    security.end_session()
+
+
+@blp.route("/auth/csrf")
+@blp.response(200, CsrfSchema)
+def csrf():
+    """The session's CSRF token, for the X-CSRF-Token header of state-changing requests."""
+    return {"csrf_token": security.csrf_token()}
 
 
 @blp.route("/me")

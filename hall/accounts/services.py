@@ -57,3 +57,43 @@ def grant_role(user: User, role: str, org_unit_id: int | None = None) -> Members
 
 def get_user(username: str) -> User | None:
     return db.session.scalar(sa.select(User).where(User.username == username))
+
+
+def list_users(page: int = 1, q: str | None = None, page_size: int = 20) -> tuple[list[User], int]:
+    """A page of users, by username, matching *q* in username or name; with the total."""
+    query = sa.select(User)
+    if q:
+        pattern = f"%{q.strip()}%"
+        query = query.where(sa.or_(User.username.ilike(pattern), User.name.ilike(pattern)))
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    items = db.session.scalars(query.order_by(User.username).limit(page_size).offset((max(page, 1) - 1) * page_size))
+    return list(items), total
+
+
+def set_user_active(user_id: int, active: bool) -> User:
+    """Deactivate (or reactivate) an account; a deactivated user can no longer sign in."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise HallError("用户不存在", code=404)
+    user.active = active
+    db.session.commit()
+    return user
+
+
+def list_roles() -> list[Role]:
+    return list(db.session.scalars(sa.select(Role).order_by(Role.code)))
+
+
+def create_role(code: str, name: str) -> Role:
+    """A new role (group) that lanes and candidateGroups can name by its code."""
+    code, name = (code or "").strip(), (name or "").strip()
+    if not code or not name:
+        raise Invalid("角色编码和名称不能为空", errors={"code" if not code else "name": ["必填"]})
+    if not all(ch.isalnum() or ch == "_" for ch in code) or not code.isascii():
+        raise Invalid("角色编码只能包含字母、数字和下划线", errors={"code": ["只能包含字母、数字和下划线"]})
+    if db.session.get(Role, code) is not None:
+        raise HallError(f"角色 {code} 已存在", code=409)
+    role = Role(code=code, name=name)
+    db.session.add(role)
+    db.session.commit()
+    return role

@@ -40,6 +40,24 @@ def deploy():
     """Deploy (multipart): one or more .bpmn files (the first holds the process) and the .json forms they use."""
     if not current_user.is_admin:
         raise Forbidden("只有系统管理员可以部署流程")
+    files, forms = _uploads()
+    version, created = services.deploy(files, forms, current_user, request.form.get("main") or None)
+    version.created = created  # transient, for the schema; @blp.response dumps the object itself
+    return version, 201 if created else 200
+
+
+@blp.route("/process-definitions/validate", methods=["POST"])
+@login_required
+def validate():
+    """Check a diagram like deploy does (multipart, same fields) without storing it: 200 with the problems."""
+    if not current_user.is_admin:
+        raise Forbidden("只有系统管理员可以校验流程")
+    files, forms = _uploads()
+    return services.validate(files, forms, request.form.get("main") or None)
+
+
+def _uploads() -> tuple[dict[str, bytes], dict[str, dict]]:
+    """The .bpmn files and .json forms of a multipart deploy or validate request."""
     files, forms = {}, {}
     for upload in request.files.getlist("file") + request.files.getlist("files") + request.files.getlist("forms"):
         name = upload.filename or ""
@@ -55,9 +73,7 @@ def deploy():
             raise Invalid(f"不支持的文件 {name}：只接受 .bpmn 和 .json", errors=[{"file": name, "element": "", "reason": "文件类型"}])
     if not files:
         raise Invalid("请上传 BPMN 文件（字段名 file）", errors={"file": ["缺少 .bpmn 文件"]})
-    version, created = services.deploy(files, forms, current_user, request.form.get("main") or None)
-    version.created = created  # transient, for the schema; @blp.response dumps the object itself
-    return version, 201 if created else 200
+    return files, forms
 
 
 @blp.route("/process-definitions/<key>/versions")

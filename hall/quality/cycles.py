@@ -312,11 +312,18 @@ def _step_of(label: str | None) -> str:
 
 
 def cycle_progress(cycle_id: int, user: User, page: int = 1, page_size: int = 20, step: str | None = None,
-                   overdue_limit: int = 100) -> dict:
-    """Counts by step and department, units page by page, overdue steps and open warnings of a cycle."""
+                   overdue_limit: int = 100, org_unit: int | None = None) -> dict:
+    """Counts by step and department, units page by page, overdue steps and open warnings of a cycle
+    (with *org_unit*: of the subjects in that unit's subtree only, the dashboard's drill-down)."""
     cycle = get_cycle(cycle_id)
     now = utcnow()
     visible = _visible_subjects(user)
+    if org_unit is not None:
+        unit = db.session.get(OrgUnit, org_unit)
+        if unit is None:
+            raise NotFound(f"部门 {org_unit} 不存在")
+        visible = sa.and_(visible, Subject.org_unit_id.in_(
+            sa.select(OrgUnit.id).where(OrgUnit.path.startswith(unit.path, autoescape=True))))
     open_tasks = (
         sa.select(HumanTask.instance_id, sa.func.min(HumanTask.element_id).label("element"),
                   sa.func.min(HumanTask.due_at).label("due_at"))

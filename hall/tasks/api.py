@@ -93,7 +93,7 @@ def return_(args, task_id):
 @blp.arguments(PersonSchema)
 @blp.response(200, TaskSchema)
 def transfer(args, task_id):
-    return services.transfer_task(task_id, current_user, args["username"], args["comment"])
+    return services.transfer_task(task_id, current_user, args["username"], args["comment"], args["due_at"])
 
 
 @blp.route("/tasks/<int:task_id>/add-signer", methods=["POST"])
@@ -101,7 +101,7 @@ def transfer(args, task_id):
 @blp.arguments(PersonSchema)
 @blp.response(201, TaskSchema)
 def add_signer(args, task_id):
-    return services.add_signer(task_id, current_user, args["username"], args["comment"])
+    return services.add_signer(task_id, current_user, args["username"], args["comment"], args["due_at"])
 
 
 @blp.route("/tasks/<int:task_id>/comments", methods=["GET"])

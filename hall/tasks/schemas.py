@@ -1,5 +1,7 @@
 """Marshmallow schemas of human tasks."""
 
+from datetime import timezone
+
 from marshmallow import Schema, fields, validate
 
 from hall.processes.schemas import PageArgs
@@ -63,6 +65,7 @@ class ReturnSchema(Schema):
 class PersonSchema(Schema):
     username = fields.String(required=True)
     comment = fields.String(load_default=None, allow_none=True)
+    due_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=timezone.utc)
 
 
 class CommentInSchema(Schema):

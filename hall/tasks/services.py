@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 from jsonschema import Draft202012Validator
-from sqlalchemy.orm import contains_eager, lazyload
+from sqlalchemy.orm import contains_eager, lazyload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hall.accounts.models import User
@@ -60,8 +60,20 @@ def inbox(user: User, view: str = "open", page: int = 1, page_size: int = 20, so
         order = HumanTask.due_at.asc().nulls_last() if sort == "due" else HumanTask.id.desc()
     total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
     items = db.session.scalars(query.order_by(order, HumanTask.id.desc()).limit(page_size)
-                               .offset((page - 1) * page_size)).all()
+                               .offset((page - 1) * page_size).options(*_LIST_LOADS)).all()
     return items, total
+
+
+# What a task list shows (instance title, definition, people), loaded per page in a few statements
+# instead of one per task; the instance's workflow document stays unloaded.
+_LIST_LOADS = (
+    selectinload(HumanTask.instance).load_only(
+        ProcessInstance.id, ProcessInstance.title, ProcessInstance.definition_id, ProcessInstance.state,
+        ProcessInstance.starter_id, ProcessInstance.process_version_id, ProcessInstance.started_at,
+    ).selectinload(ProcessInstance.definition),
+    selectinload(HumanTask.assignee),
+    selectinload(HumanTask.completed_by),
+)
 
 
 def counts(user: User) -> dict:

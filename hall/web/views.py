@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import hmac
-import secrets
 from itertools import groupby
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
-from hall.accounts import services as accounts
+from hall import security
 from hall.accounts.models import Role
+from hall.audit import services as audit
 from hall.errors import HallError, Invalid
 from hall.extensions import db
 from hall.processes import registry
@@ -38,10 +38,7 @@ EVENT_LABELS = {
 
 # -- CSRF: a per-session token in every POST form of the pages (the JSON API is separate) ------------
 
-def csrf_token() -> str:
-    if "_csrf" not in session:
-        session["_csrf"] = secrets.token_urlsafe(32)
-    return session["_csrf"]
+csrf_token = security.csrf_token  # one token per session, shared with the JSON API
 
 
 @bp.record_once
@@ -56,6 +53,8 @@ def _check_csrf():
     if request.method == "POST" and current_app.config.get("CSRF_ENABLED", True):
         sent = request.form.get("_csrf", "")
         if not sent or not hmac.compare_digest(sent, session.get("_csrf", "")):
+            audit.record("csrf_refused", current_user.username if current_user.is_authenticated else None,
+                         field=bool(sent))
             return render_error(400, "页面已过期或来源不明，请刷新页面后重试")
     return None
 
@@ -72,11 +71,15 @@ def render_error(code: int, message: str, errors=None):
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths are followed after sign-in."""
+    """Only same-site paths are followed after sign-in: a single leading slash, no scheme or host, and
+    no backslash or control character that a browser would read as `//` (`/\\evil`, a tab after the slash)."""
     if not target:
         return url_for("web.home")
     parts = urlparse(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
+            or "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target)):
+        audit.record("redirect_refused", current_user.username if current_user.is_authenticated else None,
+                     target=target[:300])
         return url_for("web.home")
     return target
 
@@ -92,23 +95,21 @@ def _page() -> int:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    error = None
+    error, status = None, 200
     if request.method == "POST":
         try:
-            user = accounts.authenticate(request.form.get("username", ""), request.form.get("password", ""))
+            user = security.sign_in_with_password(request.form.get("username", ""), request.form.get("password", ""))
         except HallError as err:
-            error = err.message
+            error, status = err.message, err.code
         else:
-            login_user(user)
-            session["_csrf"] = secrets.token_urlsafe(32)  # a fresh token for the signed-in session
+            security.start_session(user, method="password")  # a new session with a fresh CSRF token
             return redirect(_safe_next(request.args.get("next")))
-    return render_template("login.html", error=error), 401 if error else 200
+    return render_template("login.html", error=error), status
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    logout_user()
-    session.pop("_csrf", None)
+    security.end_session()
     return redirect(url_for("web.login"))
 
 

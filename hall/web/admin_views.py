@@ -1,0 +1,270 @@
+"""Administrator pages: processes and the BPMN modeler, the form editor, users, roles and org units.
+
+Every page needs the admin role (others get the 403 page). The modeler and the form editor talk to the JSON
+API (validate, deploy, versions) from static scripts; the rest are plain server-rendered forms.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from jsonschema import Draft202012Validator, SchemaError
+
+from hall.accounts import services as accounts
+from hall.accounts.models import User
+from hall.errors import Forbidden, HallError, Invalid, NotFound
+from hall.extensions import db
+from hall.org import services as org
+from hall.org.models import UNIT_KINDS, OrgUnit
+from hall.processes import services as processes
+from hall.processes.models import ProcessDefinition
+from hall.web import forms
+from hall.web.views import _check_csrf, _page
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.before_request(_check_csrf)  # the same per-session token as the other pages
+
+PAGE_SIZE = 20
+UNIT_KIND_LABELS = {"college": "学校", "department": "院系/部门", "office": "教研室/科室", "class": "班级"}
+
+
+def admin_required(view):
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        if not current_user.is_admin:
+            raise Forbidden("只有系统管理员可以访问此页面")
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.route("/")
+@admin_required
+def index():
+    return redirect(url_for("admin.process_list"))
+
+
+# -- processes and the modeler -----------------------------------------------------------------------
+
+@bp.route("/processes")
+@admin_required
+def process_list():
+    definitions = processes.list_definitions()
+    rows = [(d, processes.list_versions(d.key)) for d in definitions]
+    return render_template("admin/processes.html", rows=rows)
+
+
+@bp.route("/modeler")
+@admin_required
+def modeler():
+    key = request.args.get("key", "").strip()
+    version = request.args.get("version", type=int)
+    bpmn_url = None
+    if key:
+        versions = processes.list_versions(key)  # 404 page for an unknown key
+        number = version or max((v.number for v in versions), default=None)
+        if number is None:
+            raise NotFound(f"流程 {key} 没有版本")
+        processes.get_version(key, number)
+        bpmn_url = url_for("processes.version_bpmn", key=key, number=number)
+        version = number
+    return render_template("admin/modeler.html", key=key, version=version, bpmn_url=bpmn_url,
+                           form_names=sorted(_known_forms()))
+
+
+# -- forms -------------------------------------------------------------------------------------------
+
+def _known_forms() -> dict[str, dict]:
+    """Forms by file name: those of the forms folder, overridden by those of the latest deployed versions.
+    Each entry: {"schema", "source"} where source names the process or says 表单目录."""
+    found: dict[str, dict] = {}
+    folder = Path(current_app.config["FORMS_DIR"])
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.json")):
+            try:
+                found[path.name] = {"schema": json.loads(path.read_text(encoding="utf-8")), "source": "表单目录"}
+            except ValueError:
+                continue
+    definitions = db.session.scalars(sa.select(ProcessDefinition).order_by(ProcessDefinition.key))
+    for definition in definitions:
+        version = definition.latest_version
+        for name, schema in ((version.forms or {}) if version else {}).items():
+            found[name] = {"schema": schema, "source": f"{definition.name}（{definition.key} v{version.number}）"}
+    return found
+
+
+@bp.route("/forms")
+@admin_required
+def form_list():
+    known = _known_forms()
+    return render_template("admin/forms.html", forms=sorted(known.items()))
+
+
+@bp.route("/forms/file")
+@admin_required
+def form_file():
+    """One form's JSON by file name (the modeler sends the forms a diagram names along with it)."""
+    name = request.args.get("name", "")
+    entry = _known_forms().get(name)
+    if entry is None:
+        return jsonify({"code": 404, "status": "Not Found", "message": f"表单 {name} 不存在"}), 404
+    return jsonify(entry["schema"])
+
+
+@bp.route("/forms/edit")
+@admin_required
+def form_edit():
+    name = request.args.get("name", "").strip()
+    entry = _known_forms().get(name) if name else None
+    schema = entry["schema"] if entry else {
+        "type": "object", "title": "新表单", "required": ["title"],
+        "properties": {"title": {"type": "string", "title": "标题", "maxLength": 100}},
+    }
+    return render_template("admin/form_edit.html", name=name or "new_form.json", source=entry and entry["source"],
+                           text=json.dumps(schema, ensure_ascii=False, indent=2))
+
+
+@bp.route("/forms/preview", methods=["POST"])
+@admin_required
+def form_preview():
+    """The form drawn from the posted schema text, as an HTML fragment; a bad schema answers 422 with why."""
+    try:
+        schema = json.loads(request.form.get("schema", ""))
+        ui_text = request.form.get("ui_schema", "").strip()
+        ui_schema = json.loads(ui_text) if ui_text else None
+    except ValueError as err:
+        return render_template("admin/_preview_error.html", message=f"JSON 格式错误：{err}"), 422
+    if not isinstance(schema, dict):
+        return render_template("admin/_preview_error.html", message="表单必须是一个 JSON 对象"), 422
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as err:
+        return render_template("admin/_preview_error.html", message=f"不是有效的 JSON Schema：{err.message}"), 422
+    try:
+        fields = forms.build_fields(schema, ui_schema, {}, None)
+    except (TypeError, KeyError, ValueError, AttributeError) as err:
+        return render_template("admin/_preview_error.html", message=f"无法绘制此表单：{err}"), 422
+    return render_template("admin/_preview.html", schema=schema, fields=fields)
+
+
+# -- users -------------------------------------------------------------------------------------------
+
+@bp.route("/users")
+@admin_required
+def user_list():
+    q = request.args.get("q", "").strip()
+    page = _page()
+    items, total = accounts.list_users(page, q or None, PAGE_SIZE)
+    return render_template("admin/users.html", items=items, total=total, q=q, page=page,
+                           pages=max(1, -(-total // PAGE_SIZE)), roles=accounts.list_roles(),
+                           units=org.list_units(), errors={}, form={})
+
+
+@bp.route("/users", methods=["POST"])
+@admin_required
+def user_create():
+    form = request.form
+    username, name = form.get("username", "").strip(), form.get("name", "").strip()
+    role, unit_code = form.get("role", "").strip(), form.get("unit", "").strip()
+    errors: dict[str, list[str]] = {}
+    if not username:
+        errors["username"] = ["请填写工号/学号"]
+    if not name:
+        errors["name"] = ["请填写姓名"]
+    if len(form.get("password", "")) < 8:
+        errors["password"] = ["密码至少 8 位"]
+    unit = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == unit_code)) if unit_code else None
+    if unit_code and unit is None:
+        errors["unit"] = ["单位不存在"]
+    if not errors:
+        try:
+            accounts.create_user(username, name, form["password"], form.get("email") or None,
+                                 org_unit_id=unit.id if unit else None,
+                                 roles=[(role, unit.id if unit and form.get("scope") == "unit" else None)]
+                                 if role else [])
+        except HallError as err:
+            db.session.rollback()
+            errors["username"] = [err.message]
+    if errors:
+        items, total = accounts.list_users(1, None, PAGE_SIZE)
+        return render_template("admin/users.html", items=items, total=total, q="", page=1,
+                               pages=max(1, -(-total // PAGE_SIZE)), roles=accounts.list_roles(),
+                               units=org.list_units(), errors=errors, form=form), 422
+    flash(f"已创建用户 {username}", "ok")
+    return redirect(url_for("admin.user_list", q=username))
+
+
+@bp.route("/users/<int:user_id>/<any(deactivate, activate):action>", methods=["POST"])
+@admin_required
+def user_active(user_id, action):
+    user = db.session.get(User, user_id)
+    if user is not None and user.id == current_user.id and action == "deactivate":
+        flash("不能停用自己的账号", "error")
+    else:
+        user = accounts.set_user_active(user_id, action == "activate")
+        flash(f"已{'启用' if user.active else '停用'}用户 {user.username}", "ok")
+    return redirect(url_for("admin.user_list", q=request.form.get("q", ""), page=request.form.get("page", 1)))
+
+
+# -- roles -------------------------------------------------------------------------------------------
+
+@bp.route("/roles", methods=["GET", "POST"])
+@admin_required
+def role_list():
+    errors, status = {}, 200
+    if request.method == "POST":
+        try:
+            role = accounts.create_role(request.form.get("code", ""), request.form.get("name", ""))
+        except Invalid as err:
+            db.session.rollback()
+            errors, status = err.errors or {"code": [err.message]}, 422
+        except HallError as err:
+            db.session.rollback()
+            errors, status = {"code": [err.message]}, err.code
+        else:
+            flash(f"已创建角色 {role.name}（{role.code}）", "ok")
+            return redirect(url_for("admin.role_list"))
+    counts = dict(db.session.execute(sa.text(
+        "SELECT role_code, COUNT(DISTINCT user_id) FROM memberships GROUP BY role_code")).all())
+    return render_template("admin/roles.html", roles=accounts.list_roles(), counts=counts, errors=errors,
+                           form=request.form), status
+
+
+# -- org units ---------------------------------------------------------------------------------------
+
+@bp.route("/org-units", methods=["GET", "POST"])
+@admin_required
+def unit_list():
+    errors, status = {}, 200
+    if request.method == "POST":
+        form = request.form
+        code, name, kind = form.get("code", "").strip(), form.get("name", "").strip(), form.get("kind", "")
+        parent_code = form.get("parent", "").strip()
+        if not code:
+            errors["code"] = ["请填写单位编码"]
+        if not name:
+            errors["name"] = ["请填写单位名称"]
+        parent = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == parent_code)) if parent_code else None
+        if parent_code and parent is None:
+            errors["parent"] = ["上级单位不存在"]
+        if not errors:
+            try:
+                org.create_unit(code, name, kind, parent)
+                db.session.commit()
+            except HallError as err:
+                db.session.rollback()
+                errors["kind" if err.code == 422 else "code"] = [err.message]
+        if errors:
+            status = 422
+        else:
+            flash(f"已创建单位 {name}", "ok")
+            return redirect(url_for("admin.unit_list"))
+    units = org.list_units()
+    return render_template("admin/org_units.html", units=units, kinds=UNIT_KINDS, kind_labels=UNIT_KIND_LABELS,
+                           errors=errors, form=request.form), status

@@ -1,0 +1,1 @@
+"""Tests of deadlines, reminders, escalation, the message centre and the notification channels."""

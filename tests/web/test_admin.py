@@ -1,0 +1,250 @@
+"""Administrator pages: only admins get in; the validate endpoint; users, roles and org units; the form
+editor's live preview. Browser tests run at a desktop viewport (1366×768) and save screenshots."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import expect
+
+from hall.accounts.models import Role, User
+from hall.extensions import db
+from hall.org.models import OrgUnit
+from hall.processes.models import ProcessDefinition
+from tests.web.test_diagram import two_step_bpmn
+from tests.web.test_pages import sign_in
+
+DESKTOP = {"viewport": {"width": 1366, "height": 768}, "locale": "zh-CN"}
+
+
+class Shots:
+    """Full-page screenshots of desktop pages, named like the phone ones."""
+
+    def __init__(self, folder: Path, test: str):
+        self.folder, self.test, self.count = folder, test, 0
+
+    def take(self, page, name: str) -> Path:
+        self.count += 1
+        path = self.folder / f"{self.test}-{self.count:02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def desktop(browser):
+    """A fresh desktop-sized browser context (own cookies)."""
+    contexts = []
+
+    def open_page():
+        context = browser.new_context(**DESKTOP)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def shots(request, screenshots):
+    return Shots(screenshots, request.node.name.removeprefix("test_"))
+
+
+@pytest.fixture
+def org(app, ctx):
+    from hall.org.demo import load_demo_organisation
+
+    load_demo_organisation()
+
+
+def _upload(xml: bytes, name: str = "p.bpmn", forms: dict[str, bytes] | None = None) -> dict:
+    data = {"file": (io.BytesIO(xml), name)}
+    if forms:
+        data["forms"] = [(io.BytesIO(content), form) for form, content in forms.items()]
+    return data
+
+
+# -- access and the validate endpoint ------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/admin/processes", "/admin/modeler", "/admin/forms", "/admin/users",
+                                  "/admin/roles", "/admin/org-units"])
+def test_admin_pages_refuse_other_people(org, api, path):
+    """A teacher opening an administrator page gets the 403 page."""
+    api.login("t1001")
+    response = api.get(path)
+    assert response.status_code == 403
+    assert "没有权限" in response.get_data(as_text=True) or "管理员" in response.get_data(as_text=True)
+
+
+def test_validate_names_the_element_and_stores_nothing(org, api):
+    """POST /process-definitions/validate answers 200 with each problem's element id and deploys nothing."""
+    api.login("admin")
+    xml = two_step_bpmn("checked", "校验").replace(
+        b'<bpmn:userTask id="fill" name="\xe5\xa1\xab\xe5\x86\x99"/>',
+        b'<bpmn:userTask id="fill" name="x"><bpmn:extensionElements><spiffworkflow:properties>'
+        b'<spiffworkflow:property name="formJsonSchemaFilename" value="gone.json"/></spiffworkflow:properties>'
+        b'</bpmn:extensionElements></bpmn:userTask>').replace(
+        b'xmlns:bpmn=', b'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" xmlns:bpmn=')
+    response = api.post("process-definitions/validate", data=_upload(xml), content_type="multipart/form-data")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["valid"] is False
+    assert [p["element"] for p in body["problems"]] == ["fill"]
+    assert "gone.json" in body["problems"][0]["reason"]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ProcessDefinition)) == 0
+
+
+def test_validate_accepts_a_good_diagram(org, api):
+    """A diagram deploy would accept validates with no problems and its process key."""
+    api.login("admin")
+    response = api.post("process-definitions/validate", data=_upload(two_step_bpmn("fine", "好的")),
+                        content_type="multipart/form-data")
+    assert response.get_json() == {"valid": True, "key": "fine", "name": "好的", "problems": []}
+
+
+def test_validate_is_for_administrators(org, api):
+    """A teacher may not use the validate endpoint."""
+    api.login("t1001")
+    response = api.post("process-definitions/validate", data=_upload(two_step_bpmn("fine", "好的")),
+                        content_type="multipart/form-data")
+    assert response.status_code == 403
+
+
+# -- users, roles, org units -----------------------------------------------------------------------------
+
+def test_admin_creates_a_user_with_a_role_in_a_unit(org, live_server, desktop, shots):
+    """A user created on the users page holds the chosen role in the chosen unit and can be found by search."""
+    page = desktop()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/users")
+    shots.take(page, "users")
+    page.fill("#new-username", "t1999")
+    page.fill("#new-name", "王芳")
+    page.fill("#new-password", "hall2026!")
+    page.select_option("#new-unit", "xxgc")
+    page.select_option("#new-role", "dept_head")
+    page.click("button:has-text('创建用户')")
+    expect(page.locator(".flash")).to_contain_text("已创建用户 t1999")
+    row = page.locator("tr[data-username=t1999]")
+    expect(row).to_contain_text("王芳")
+    expect(row).to_contain_text("dept_head@")
+    shots.take(page, "user-created")
+    user = db.session.scalar(sa.select(User).where(User.username == "t1999"))
+    unit = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == "xxgc"))
+    assert [(m.role_code, m.org_unit_id) for m in user.memberships] == [("dept_head", unit.id)]
+
+
+def test_user_form_errors_are_shown_beside_the_fields(org, live_server, desktop, shots):
+    """A user without a name and with a short password is refused with both messages inline, input kept."""
+    page = desktop()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/users")
+    page.fill("#new-username", "t1998")
+    page.fill("#new-password", "short")
+    page.click("button:has-text('创建用户')")
+    expect(page.locator("#name-error")).to_have_text("请填写姓名")
+    expect(page.locator("#password-error")).to_contain_text("至少 8 位")
+    expect(page.locator("#new-username")).to_have_value("t1998")
+    shots.take(page, "user-errors")
+
+
+def test_deactivated_user_cannot_sign_in(org, live_server, desktop, api):
+    """Deactivating a user on the users page stops that user's password sign-in."""
+    page = desktop()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/users?q=t1001")
+    page.click("tr[data-username=t1001] button:has-text('停用')")
+    expect(page.locator("tr[data-username=t1001]")).to_contain_text("已停用")
+    response = api.client.post("/api/v1/auth/login", json={"username": "t1001", "password": "hall2026"})
+    assert response.status_code == 401
+
+
+def test_user_search_pages_through_results(org, live_server, desktop):
+    """The user list is paginated (20 a page) and the search narrows it."""
+    from hall.accounts.services import create_user
+
+    for i in range(25):
+        create_user(f"s9{i:03d}", f"学生{i}", commit=False)
+    db.session.commit()
+    page = desktop()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/users?q=s9")
+    expect(page.locator("h1")).to_contain_text("共 25 人")
+    expect(page.locator("tbody tr")).to_have_count(20)
+    page.click("a:has-text('下一页')")
+    expect(page.locator("tbody tr")).to_have_count(5)
+
+
+def test_admin_creates_a_role_and_refuses_a_duplicate(org, live_server, desktop, shots):
+    """A new role appears in the list; the same code again is refused beside the code field."""
+    page = desktop()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/roles")
+    page.fill("#role-code", "lab_manager")
+    page.fill("#role-name", "实验室主任")
+    page.click("button:has-text('创建角色')")
+    expect(page.locator("tr[data-role=lab_manager]")).to_contain_text("实验室主任")
+    page.fill("#role-code", "lab_manager")
+    page.fill("#role-name", "又一个")
+    page.click("button:has-text('创建角色')")
+    expect(page.locator("#code-error")).to_contain_text("已存在")
+    shots.take(page, "roles")
+    assert db.session.get(Role, "lab_manager").name == "实验室主任"
+
+
+def test_admin_creates_a_unit_under_a_parent(org, live_server, desktop, shots):
+    """A unit created with a parent sits under it in the tree (its path extends the parent's)."""
+    page = desktop()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/org-units")
+    page.fill("#unit-code", "xxgc-ai")
+    page.fill("#unit-name", "人工智能教研室")
+    page.select_option("#unit-kind", "office")
+    page.select_option("#unit-parent", "xxgc")
+    page.click("button:has-text('创建单位')")
+    expect(page.locator(".flash")).to_contain_text("已创建单位")
+    expect(page.locator("li[data-unit='xxgc-ai']")).to_be_visible()
+    shots.take(page, "org-units")
+    parent = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == "xxgc"))
+    child = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == "xxgc-ai"))
+    assert child.parent_id == parent.id and child.path == f"{parent.path}{child.id}/"
+
+
+# -- forms -------------------------------------------------------------------------------------------
+
+def test_form_editor_previews_while_typing_and_shows_bad_json(org, live_server, desktop, shots):
+    """Typing a field into the schema draws it in the preview; broken JSON shows the parse error instead."""
+    page = desktop()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/forms")
+    shots.take(page, "forms")
+    page.goto(live_server + "/admin/forms/edit?name=leave_apply.json")
+    preview = page.locator("#preview")
+    expect(preview).to_have_attribute("data-state", "ok")
+    expect(preview.locator(".field").first).to_be_visible()
+    page.fill("#schema-text", '{"type": "object", "required": ["room"], "properties": {"room": {"type": "string", '
+                              '"title": "会议室", "enum": ["a", "b"], "enumNames": ["一号", "二号"]}}}')
+    expect(preview.locator("[data-field=room] legend")).to_contain_text("会议室")
+    expect(preview.locator("input[name=room]")).to_have_count(2)
+    shots.take(page, "form-preview")
+    page.fill("#schema-text", '{"type": "object", "properties": {')
+    expect(preview).to_have_attribute("data-state", "error")
+    expect(preview.locator(".preview-error")).to_contain_text("JSON 格式错误")
+    page.fill("#schema-text", '{"type": "object", "properties": {"n": {"type": "nonsense"}}}')
+    expect(preview.locator(".preview-error")).to_contain_text("不是有效的 JSON Schema")
+    shots.take(page, "form-error")
+
+
+def test_form_file_serves_forms_of_deployed_versions(org, api, deploy_bpmn):
+    """The modeler's form lookup returns a form stored with the latest version of a process."""
+    from tests.web.test_pages import SWAP_BPMN, SWAP_FORMS
+
+    deploy_bpmn(SWAP_BPMN, SWAP_FORMS, "course_swap.bpmn")
+    api.login("admin")
+    response = api.get("/admin/forms/file?name=swap_approve.json")
+    assert response.get_json() == SWAP_FORMS["swap_approve.json"]
+    assert api.get("/admin/forms/file?name=nothing.json").status_code == 404
