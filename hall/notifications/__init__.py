@@ -58,11 +58,10 @@ def init_app(app) -> None:
         raw = os.environ.get(f"HALL_{name}")
         app.config[name] = default if raw is None or raw == "" else _coerce(default, raw)
 
+    from hall.extensions import api
     from hall.notifications import tasks as _jobs  # noqa: F401 - registers the Celery tasks and periodic jobs
     from hall.notifications.api import blp
     from hall.web.message_views import bp
-
-    from hall.extensions import api
 
     api.register_blueprint(blp)
     app.register_blueprint(bp)

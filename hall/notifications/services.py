@@ -222,7 +222,7 @@ def _messages_for_events(events: list[InstanceEvent]) -> list[dict]:
             task_ids.update((e.data or {}).get("tasks") or [])
         if e.kind == "signer_added" and (e.data or {}).get("sign_task"):
             task_ids.add(e.data["sign_task"])
-    tasks = {t.id: t for t in db.session.scalars(sa.select(HumanTask).where(HumanTask.id.in_(task_ids)))} if task_ids else {}
+    tasks = {t.id: t for t in db.session.scalars(sa.select(HumanTask).where(HumanTask.id.in_(task_ids)))}
     holders = task_holders(task_ids)
     actors = {u.id: u for u in db.session.scalars(
         sa.select(User).where(User.id.in_({e.actor_id for e in events if e.actor_id})))}
@@ -259,7 +259,8 @@ def _messages_for_events(events: list[InstanceEvent]) -> list[dict]:
             target = db.session.scalar(sa.select(User.id).where(User.username == data.get("to")))
             who = actor.name if actor else "他人"
             note = f"附言：{data['comment']}" if data.get("comment") else ""
-            add(e, target, f"转办：{task.name}", f"{who}将申请「{instance.title}」的「{task.name}」转交给您。{note}", task.id)
+            add(e, target, f"转办：{task.name}", f"{who}将申请「{instance.title}」的「{task.name}」转交给您。{note}",
+                task.id)
         elif e.kind == "signer_added":
             sign = tasks.get(data.get("sign_task"))
             who = actor.name if actor else "他人"
@@ -397,8 +398,9 @@ def deliver(delivery_id: int) -> str:
     delivery = db.session.get(Delivery, delivery_id)
     attempts = delivery.attempts
     message = delivery.message
-    out = channels.Outgoing(title=message.title, body=message.body, address=delivery.address, key=delivery.idempotency_key,
-                            link=_link("tasks", message.task_id) if message.task_id else _link("instances", message.instance_id))
+    link = _link("tasks", message.task_id) if message.task_id else _link("instances", message.instance_id)
+    out = channels.Outgoing(title=message.title, body=message.body, address=delivery.address,
+                            key=delivery.idempotency_key, link=link)
     channel = delivery.channel
     db.session.rollback()  # no transaction stays open while the network call runs
     error = None

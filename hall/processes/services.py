@@ -173,6 +173,104 @@ def start_instance(key: str, user: User, data: dict | None = None, org_unit_id: 
     return instance
 
 
+def start_instances(key: str, user: User, items: list[dict]) -> list[int]:
+    """Start the latest version of a definition once per item, for background jobs that start many at once
+    (opening a diagnosis cycle, warning handling); returns the new instance ids in the items' order.
+
+    An item is {data, org_unit_id?, subject_id?, title?, starter?} (starter: a User, default *user*). The
+    definition and version are read once, lanes are resolved once per (org unit, role), and the batch is
+    written with one INSERT … RETURNING per table (instances, tasks, candidates, events, timers) into the
+    caller's transaction, which the caller commits. Nobody's start permission is checked: the hall starts them.
+    """
+    if not items:
+        return []
+    definition = get_definition(key)
+    version = db.session.execute(_VERSION_HEAD, {"version_id": definition.latest_version_id}).scalar_one()
+    process = registry.compiled(version)
+    engine = registry.engine()
+    now = utcnow()
+    resolvers: dict[int | None, AssignmentResolver] = {}  # per org unit: its role lookups hold for the batch
+    instance_rows, outcomes, starts = [], [], []
+    for item in items:
+        starter = item.get("starter") or user
+        data = dict(item.get("data") or {})
+        data.setdefault("starter", starter.username)
+        data.setdefault("starter_name", starter.name)
+        outcome = engine.start(process, data)
+        state = outcome.status
+        org_unit_id = item.get("org_unit_id") or starter.org_unit_id
+        instance_rows.append(dict(
+            definition_id=definition.id, process_version_id=version.id, state=state,
+            title=item.get("title") or f"{definition.name} · {starter.name}", workflow=outcome.state, version=1,
+            starter_id=starter.id, org_unit_id=org_unit_id, subject_id=item.get("subject_id"),
+            current_elements=outcome.current_elements, completed_elements=outcome.completed_elements,
+            error_message=outcome.error_message, error_element=outcome.error_element, started_at=now,
+            ended_at=now if state == "completed" else None,
+        ))
+        outcomes.append(outcome)
+        starts.append((starter, data))
+    instance_ids = db.session.execute(_INSERT_INSTANCES, instance_rows).scalars().all()
+
+    task_rows, assignments, task_owner = [], [], []
+    timer_rows, tail_events = [], []
+    for index, (instance_id, row, outcome) in enumerate(zip(instance_ids, instance_rows, outcomes, strict=True)):
+        resolver = resolvers.get(row["org_unit_id"])
+        if resolver is None:
+            resolver = resolvers[row["org_unit_id"]] = AssignmentResolver(None)
+        # The resolver reads the starter and subject of the instance it serves; its role lookups depend
+        # on the org unit only, so one resolver serves every instance of that unit.
+        resolver.instance = _InstanceStub(instance_id, row["starter_id"], row["org_unit_id"], row["subject_id"])
+        for ready in outcome.ready:
+            assignment = resolver.resolve(ready.lane, ready.properties, ready.data)
+            assignments.append(assignment)
+            task_owner.append(index)
+            task_rows.append(dict(
+                instance_id=instance_id, engine_task_id=ready.engine_task_id, element_id=ready.element_id,
+                name=ready.name, lane=ready.lane, form_key=ready.form_key, ui_form_key=ready.ui_form_key,
+                assignee_id=assignment.assignee_id, due_at=_due(ready.properties, now, ready.data), kind="user",
+                state="ready", version=1, created_at=now,
+            ))
+        timer_rows += [dict(instance_id=instance_id, engine_task_id=tid, element_id=element, due_at=due)
+                       for tid, element, due in outcome.timers]
+        if row["state"] == "completed":
+            tail_events.append((index, dict(instance_id=instance_id, task_id=None, element_id=None, kind="completed",
+                                            actor_id=None, at=now, data=None)))
+        elif row["state"] == "error":
+            tail_events.append((index, dict(instance_id=instance_id, task_id=None, element_id=outcome.error_element,
+                                            kind="error", actor_id=None, at=now,
+                                            data={"message": outcome.error_message})))
+    task_ids = db.session.execute(_INSERT_TASKS, task_rows).scalars().all() if task_rows else []
+    candidates = [
+        dict(task_id=task_id, user_id=user_id, role_code=role, org_unit_id=unit)
+        for task_id, assignment in zip(task_ids, assignments, strict=True)
+        for (user_id, role, unit) in assignment.candidates
+    ]
+    if candidates:
+        db.session.execute(_INSERT_CANDIDATES, candidates)
+    if timer_rows:
+        db.session.execute(_INSERT_TIMERS, timer_rows)
+    # Each instance's history in the order a single start writes it: started, its tasks, then its end.
+    per_instance: list[list[dict]] = [[dict(instance_id=instance_id, task_id=None, element_id=None, kind="started",
+                                            actor_id=starter.id, at=now, data=data or None)]
+                                      for instance_id, (starter, data) in zip(instance_ids, starts, strict=True)]
+    for task_id, index, row in zip(task_ids, task_owner, task_rows, strict=True):
+        per_instance[index].append(dict(instance_id=row["instance_id"], task_id=task_id, element_id=row["element_id"],
+                                        kind="task_created", actor_id=None, at=now, data=None))
+    for index, event in tail_events:
+        per_instance[index].append(event)
+    db.session.execute(_INSERT_EVENTS, [event for events in per_instance for event in events])
+    return list(instance_ids)
+
+
+class _InstanceStub:
+    """What AssignmentResolver reads of an instance, for instances written with Core inserts."""
+
+    __slots__ = ("id", "starter_id", "org_unit_id", "subject_id")
+
+    def __init__(self, instance_id: int, starter_id: int | None, org_unit_id: int | None, subject_id: int | None):
+        self.id, self.starter_id, self.org_unit_id, self.subject_id = instance_id, starter_id, org_unit_id, subject_id
+
+
 def commit_keeping_loaded() -> None:
     """Commit without expiring what this request loaded and wrote: the response is built from it, and
     reloading the instance, its task, definition, version and the user would cost a statement each."""
@@ -201,6 +299,9 @@ _WRITE_INSTANCE = (
 
 _INSERT_TASKS = sa.insert(HumanTask.__table__).returning(HumanTask.__table__.c.id, sort_by_parameter_order=True)
 _INSERT_CANDIDATES = sa.insert(TaskCandidate.__table__)
+# Batch starts (start_instances): instances with their ids back in parameter order, timers.
+_INSERT_INSTANCES = sa.insert(_instances).returning(_instances.c.id, sort_by_parameter_order=True)
+_INSERT_TIMERS = sa.insert(Timer.__table__)
 # Events without data keep SQL NULL (a plain JSON bind would store the JSON text 'null').
 _INSERT_EVENTS = sa.insert(InstanceEvent.__table__).values(data=sa.bindparam("data", type_=sa.JSON(none_as_null=True)))
 

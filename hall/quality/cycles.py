@@ -24,12 +24,16 @@ from hall.org.models import Membership, OrgUnit
 from hall.processes import services as processes
 from hall.processes.models import ProcessInstance
 from hall.quality.models import CYCLE_STEPS, Cycle, CycleUnit, Level, QualityWarning, Subject
+from hall.quality.operators import draft_targets_of
 from hall.tasks.models import HumanTask
 
 log = logging.getLogger(__name__)
 
 DEFINITION_KEY = "diagnosis_cycle"
 BATCH_SIZE = 200
+# A large opening is split into shards (subjects by id % shards), one job each, so two workers use two cores.
+SHARDS = 2
+SHARD_MIN = 1000  # subjects per shard at least: a small cycle is opened by one job
 STEP_NAMES = dict(CYCLE_STEPS) | {"done": "已完成", "error": "出错", "terminated": "已终止", "suspended": "已挂起"}
 # User tasks that belong to a step without being named after it.
 ELEMENT_STEPS = {"target_review": "target"}
@@ -166,6 +170,18 @@ def _validate(level: str, period: str, scope, deadlines, period_end) -> tuple[Le
 def open_cycle(level: str, period: str, user: User, scope: dict | None = None, deadlines: dict | None = None,
                period_end: str | date | None = None) -> Cycle:
     """Open (or return the already opened) cycle of a level and period; instances start in the background."""
+    cycle, pending = create_cycle(level, period, user, scope, deadlines, period_end)
+    if not pending:
+        return cycle
+    enqueue_units(cycle.id, cycle.total)
+    db.session.expire_all()
+    return db.session.get(Cycle, cycle.id)
+
+
+def create_cycle(level: str, period: str, user: User, scope: dict | None = None, deadlines: dict | None = None,
+                 period_end: str | date | None = None) -> tuple[Cycle, bool]:
+    """The first half of open_cycle: the cycle row (created, or an interrupted one set opening again), and
+    whether its units still have to be started (by enqueue_units, or by workers running open_units)."""
     _require_manager(user)
     level_row, scope, due, end, unit = _validate(level, period, scope, deadlines, period_end)
     existing = db.session.scalar(sa.select(Cycle).where(Cycle.level_code == level, Cycle.period == period))
@@ -188,25 +204,52 @@ def open_cycle(level: str, period: str, user: User, scope: dict | None = None, d
         except IntegrityError:  # opened by somebody else meanwhile: theirs is the cycle
             db.session.rollback()
             existing = db.session.scalar(sa.select(Cycle).where(Cycle.level_code == level, Cycle.period == period))
-            return existing
+            return existing, False
     elif existing.state in ("opening", "failed"):
         # Resume an interrupted opening; subjects that already have a unit are skipped.
         cycle_id = existing.id
+        if existing.state == "failed":
+            existing.state, existing.error = "opening", None
         db.session.commit()
     else:
-        return existing
+        return existing, False
+    return db.session.get(Cycle, cycle_id), True
+
+
+def shard_count(total: int) -> int:
+    """How many jobs open a cycle of *total* subjects: one per SHARD_MIN subjects, at most SHARDS."""
+    return max(1, min(SHARDS, (total or 0) // SHARD_MIN))
+
+
+def enqueue_units(cycle_id: int, total: int) -> int:
+    """Queue the shard jobs that start a cycle's instances (with a broker, workers run them in parallel;
+    without one, they run here one after the other); returns the number of shards."""
     from hall.quality.tasks import open_cycle_units_job
 
-    try:
-        open_cycle_units_job.delay(cycle_id)
-    except Exception:  # noqa: BLE001 - run in-process (eager): the job has marked the cycle failed
-        log.exception("opening cycle %s failed", cycle_id)
-    db.session.expire_all()
-    return db.session.get(Cycle, cycle_id)
+    shards = shard_count(total)
+    for shard in range(shards):
+        try:
+            open_cycle_units_job.delay(cycle_id, shard, shards)
+        except Exception:  # noqa: BLE001 - run in-process (eager): the shard has marked the cycle failed
+            log.exception("opening cycle %s (shard %s of %s) failed", cycle_id, shard, shards)
+    return shards
 
 
-def open_units(cycle_id: int, batch_size: int | None = None) -> int:
-    """The background part of opening: start the instances batch by batch; returns how many it started."""
+def _pending(cycle: Cycle, unit: OrgUnit | None):
+    """The cycle's subjects in scope that have no unit yet."""
+    done = sa.select(CycleUnit.subject_id).where(CycleUnit.cycle_id == cycle.id)
+    return sa.select(Subject).where(Subject.id.in_(_scope_query(cycle.level_code, cycle.scope, unit)),
+                                    Subject.id.not_in(done))
+
+
+def open_units(cycle_id: int, batch_size: int | None = None, shard: int = 0, shards: int = 1) -> int:
+    """The background part of opening: start the instances of one shard (the subjects whose id % shards ==
+    shard) batch by batch; returns how many it started.
+
+    Each batch is one transaction: its instances (processes.start_instances), its CycleUnit rows and
+    `opened = opened + n`, so progress advances batch by batch and a failed batch leaves nothing behind.
+    A rerun skips the subjects that already have a unit; a concurrent run of the same shard is refused
+    by the unique cycle+subject key. Whichever shard finds no subject left sets the cycle open."""
     cycle = db.session.get(Cycle, cycle_id)
     if cycle is None or cycle.state not in ("opening", "failed"):
         return 0
@@ -216,55 +259,60 @@ def open_units(cycle_id: int, batch_size: int | None = None) -> int:
         opener = db.session.get(User, cycle.created_by_id)
         level = db.session.get(Level, cycle.level_code)
         unit = db.session.get(OrgUnit, cycle.scope["org_unit"]) if cycle.scope.get("org_unit") else None
+        key, title, period = cycle.definition_key, cycle.title, cycle.period
         base = dict(
-            cycle_id=cycle.id, cycle_title=cycle.title, level=cycle.level_code, level_name=level.name,
-            period=cycle.period, next_period=next_period(cycle.period),
+            cycle_id=cycle.id, cycle_title=title, level=cycle.level_code, level_name=level.name,
+            period=period, next_period=next_period(period),
             implement_until=end_of_day(cycle.period_end), deadlines=dict(cycle.deadlines or {}),
         )
         target_due = _due_date(cycle.deadlines.get("target")) if cycle.deadlines else None
-        if cycle.state == "failed":
-            cycle.state, cycle.error = "opening", None
-            db.session.commit()
+        pending = _pending(cycle, unit)
+        if shards > 1:
+            pending = pending.where(Subject.id % shards == shard)
+        pending = pending.order_by(Subject.id).limit(batch_size)
         conflicts = 0
         while True:
-            done = sa.select(CycleUnit.subject_id).where(CycleUnit.cycle_id == cycle.id)
-            subjects = db.session.scalars(
-                sa.select(Subject).where(Subject.id.in_(_scope_query(cycle.level_code, cycle.scope, unit)),
-                                         Subject.id.not_in(done))
-                .order_by(Subject.id).limit(batch_size)
-            ).all()
-            if not subjects:
-                break
-            for subject in subjects:
-                instance = processes.start_instance(
-                    cycle.definition_key, opener,
-                    data=dict(base, subject_id=subject.id, subject_code=subject.code, subject_name=subject.name),
-                    org_unit_id=subject.org_unit_id, subject_id=subject.id,
-                    title=f"{cycle.title} · {subject.name}", check_startable=False, commit=False,
-                )
-                db.session.add(CycleUnit(cycle_id=cycle.id, subject_id=subject.id, instance_id=instance.id,
-                                         step="target", step_due=target_due))
+            with db.session.no_autoflush:
+                subjects = db.session.scalars(pending).all()
+                if not subjects:
+                    break
+                ids = [s.id for s in subjects]
+                drafts = draft_targets_of(ids, period)  # the batch's drafts in one query, not one per start
+                instance_ids = processes.start_instances(key, opener, [
+                    dict(data=dict(base, subject_id=s.id, subject_code=s.code, subject_name=s.name,
+                                   targets=drafts.get(s.id, [])),
+                         org_unit_id=s.org_unit_id, subject_id=s.id, title=f"{title} · {s.name}")
+                    for s in subjects
+                ])
             try:
-                db.session.flush()
-                cycle.opened = db.session.scalar(
-                    sa.select(sa.func.count()).select_from(CycleUnit).where(CycleUnit.cycle_id == cycle.id))
+                db.session.execute(sa.insert(CycleUnit), [
+                    dict(cycle_id=cycle_id, subject_id=subject_id, instance_id=instance_id, step="target",
+                         step_due=target_due, report={})
+                    for subject_id, instance_id in zip(ids, instance_ids, strict=True)])
+                db.session.execute(sa.update(Cycle).where(Cycle.id == cycle_id)
+                                   .values(opened=Cycle.opened + len(ids))
+                                   .execution_options(synchronize_session=False))
                 db.session.commit()
-                started += len(subjects)
+                started += len(ids)
             except IntegrityError:
                 # Another run of this job took some of these subjects first: drop this batch, read again.
                 db.session.rollback()
                 conflicts += 1
                 if conflicts > 3:
                     raise
-        cycle.opened = db.session.scalar(
-            sa.select(sa.func.count()).select_from(CycleUnit).where(CycleUnit.cycle_id == cycle.id))
-        cycle.state = "open"
+        # The last shard to finish (the one that finds no subject of any shard left) opens the cycle.
+        db.session.execute(
+            sa.update(Cycle)
+            .where(Cycle.id == cycle_id, Cycle.state.in_(("opening", "failed")),
+                   ~sa.exists(_pending(cycle, unit).with_only_columns(Subject.id)))
+            .values(state="open", error=None)
+            .execution_options(synchronize_session=False))
         db.session.commit()
     except Exception as err:
         db.session.rollback()
-        log.exception("opening cycle %s failed", cycle_id)
-        db.session.execute(sa.update(Cycle).where(Cycle.id == cycle_id).values(
-            state="failed", error=f"{err.__class__.__name__}: {err}"[:2000]))
+        log.exception("opening cycle %s (shard %s of %s) failed", cycle_id, shard, shards)
+        db.session.execute(sa.update(Cycle).where(Cycle.id == cycle_id, Cycle.state.in_(("opening", "failed")))
+                           .values(state="failed", error=f"{err.__class__.__name__}: {err}"[:2000]))
         db.session.commit()
         raise
     return started

@@ -97,19 +97,33 @@ def status_of(value: float | None, direction: str, target: float | None, standar
 
 @operator("quality.draft_targets")
 def draft_targets(params: dict, data: dict) -> list[dict]:
-    """This period's draft targets of the subject (written by the last cycle's 改进), to pre-fill 目标."""
-    rows = db.session.scalars(
-        sa.select(Target).where(Target.subject_id == int(params["subject_id"]), Target.period == str(params["period"]),
-                                Target.state == "draft").order_by(Target.id)
+    """This period's draft targets of the subject (written by the last cycle's 改进), to pre-fill 目标.
+
+    A job that starts many instances reads the drafts of its whole batch in one query (draft_targets_of)
+    and passes each subject's list in the start data as `targets`; then there is nothing to read here."""
+    if isinstance(data.get("targets"), list):
+        return data["targets"]
+    return draft_targets_of([int(params["subject_id"])], str(params["period"])).get(int(params["subject_id"]), [])
+
+
+def draft_targets_of(subject_ids: list[int], period: str) -> dict[int, list[dict]]:
+    """The draft targets of several subjects for a period, as the 目标 form's items, by subject id."""
+    if not subject_ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(Target.subject_id, Target.text, MonitoringPoint.code, Target.target_value)
+        .outerjoin(MonitoringPoint, MonitoringPoint.id == Target.point_id)
+        .where(Target.subject_id.in_(subject_ids), Target.period == period, Target.state == "draft")
+        .order_by(Target.id)
     ).all()
-    items = []
-    for target in rows:
-        item = {"text": target.text}
-        if target.point is not None:
-            item["point"] = target.point.code
-        if target.target_value is not None:
-            item["target_value"] = target.target_value
-        items.append(item)
+    items: dict[int, list[dict]] = {}
+    for subject_id, text, point_code, target_value in rows:
+        item = {"text": text}
+        if point_code is not None:
+            item["point"] = point_code
+        if target_value is not None:
+            item["target_value"] = target_value
+        items.setdefault(subject_id, []).append(item)
     return items
 
 

@@ -139,6 +139,6 @@ def process_with_properties(process_id: str, props: dict, **kwargs) -> bytes:
 
     xml = bpmn_sequence(process_id, 1, **kwargs).decode()
     values = "".join(f'<spiffworkflow:property name="{k}" value="{v}"/>' for k, v in props.items())
-    head = f'isExecutable="true">'
+    head = 'isExecutable="true">'
     return xml.replace(head, head + f"<bpmn:extensionElements><spiffworkflow:properties>{values}"
                        "</spiffworkflow:properties></bpmn:extensionElements>", 1).encode()

@@ -131,25 +131,90 @@ def test_interrupted_opening_shows_progress_and_resumes_without_duplicates(api, 
     for i in range(5):
         program(f"51020{i}", f"专业{i}")
     monkeypatch.setattr(cycles, "BATCH_SIZE", 2)
-    real_start = processes.start_instance
+    real_start = processes.start_instances
     calls = []
 
     def failing_start(*args, **kwargs):
-        calls.append(kwargs["subject_id"])
-        if len(calls) == 3:
+        calls.append(len(args[2]))
+        if len(calls) == 2:  # the second batch
             raise RuntimeError("worker lost")
         return real_start(*args, **kwargs)
 
-    monkeypatch.setattr(processes, "start_instance", failing_start)
+    monkeypatch.setattr(processes, "start_instances", failing_start)
     body = open_cycle(api, {"level": "program", "period": PERIOD}).get_json()
     assert (body["state"], body["total"], body["opened"]) == ("failed", 5, 2)
     progress = api.get(f"cycles/{body['id']}/progress").get_json()
     assert (progress["state"], progress["opened"], progress["by_step"]["target"]) == ("failed", 2, 2)
 
-    monkeypatch.setattr(processes, "start_instance", real_start)
+    monkeypatch.setattr(processes, "start_instances", real_start)
     body = open_cycle(api, {"level": "program", "period": PERIOD}).get_json()
     assert (body["state"], body["opened"], body["error"]) == ("open", 5, None)
     assert (count(CycleUnit), count(ProcessInstance)) == (5, 5)
+
+
+def test_a_large_opening_runs_in_shards_that_start_every_subject_once(api, hall, monkeypatch):
+    """Above SHARD_MIN subjects the opening is split into shard jobs by subject id; together they start each
+    subject once, and the last one to finish opens the cycle."""
+    for i in range(5):
+        program(f"51020{i}", f"专业{i}")
+    monkeypatch.setattr(cycles, "BATCH_SIZE", 2)
+    monkeypatch.setattr(cycles, "SHARD_MIN", 2)
+    real_units = cycles.open_units
+    shards = []
+
+    def recording_units(cycle_id, batch_size=None, shard=0, shards_=None, **kwargs):
+        shards.append((shard, kwargs.get("shards", shards_)))
+        return real_units(cycle_id, batch_size, shard=shard, shards=kwargs.get("shards", shards_ or 1))
+
+    monkeypatch.setattr(cycles, "open_units", recording_units)
+    body = open_cycle(api, {"level": "program", "period": PERIOD}).get_json()
+    assert shards == [(0, 2), (1, 2)]
+    assert (body["state"], body["total"], body["opened"]) == ("open", 5, 5)
+    assert (count(CycleUnit), count(ProcessInstance)) == (5, 5)
+
+
+def test_a_failed_shard_leaves_the_cycle_failed_until_reopening_finishes_it(api, hall, monkeypatch):
+    """When one shard fails the other still opens its subjects, the cycle stays failed with the count so far,
+    and opening again starts only the missing subjects."""
+    from hall.processes import services as processes
+
+    subjects = [program(f"51020{i}", f"专业{i}") for i in range(5)]
+    monkeypatch.setattr(cycles, "SHARD_MIN", 2)
+    real_start = processes.start_instances
+
+    def failing_even_shard(key, user, items):
+        if items[0]["subject_id"] % 2 == 0:
+            raise RuntimeError("worker lost")
+        return real_start(key, user, items)
+
+    monkeypatch.setattr(processes, "start_instances", failing_even_shard)
+    odd = sum(1 for s in subjects if s.id % 2)
+    body = open_cycle(api, {"level": "program", "period": PERIOD}).get_json()
+    assert (body["state"], body["opened"]) == ("failed", odd)
+    assert "worker lost" in body["error"]
+
+    monkeypatch.setattr(processes, "start_instances", real_start)
+    body = open_cycle(api, {"level": "program", "period": PERIOD}).get_json()
+    assert (body["state"], body["opened"], body["error"]) == ("open", 5, None)
+    assert (count(CycleUnit), count(ProcessInstance)) == (5, 5)
+
+
+def test_a_diagnosis_process_started_alone_reads_its_draft_targets(api, hall):
+    """Started outside a cycle opening (no targets in the start data), the 目标 step is pre-filled from the
+    subject's draft targets of the period."""
+    from hall.processes import services as processes
+
+    subject = program("510201", "软件技术专业")
+    emp = point("P-EMP", "毕业生就业率", "higher", 95, 90, 80)
+    db.session.add(Target(subject_id=subject.id, period=PERIOD, text="就业率提高到 96%", point_id=emp.id,
+                          target_value=96, state="draft", origin="improvement"))
+    db.session.commit()
+    office = db.session.scalar(sa.select(User).where(User.username == "q4001"))
+    processes.start_instance("diagnosis_cycle", office, {
+        "cycle_id": 0, "subject_id": subject.id, "period": PERIOD, "implement_until": "2027-08-31T23:59:59+08:00",
+        "deadlines": {}}, subject_id=subject.id, check_startable=False)
+    task = task_of(api, "t1001", "target")
+    assert task["data"]["targets"] == [{"text": "就业率提高到 96%", "point": "P-EMP", "target_value": 96}]
 
 
 def test_progress_counts_by_step_department_and_subject_with_overdue_steps(api, hall):

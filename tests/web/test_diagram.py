@@ -68,8 +68,10 @@ def visit(request, screenshots):
 
 def test_diagram_marks_done_and_current_steps_on_a_phone(stamp_service, live_server, phone, visit):
     """After the first step, the instance page's diagram shows start and 填写 done and 确认 current; the task
-    page shows the same diagram; neither page scrolls sideways at 390 px."""
+    page shows the same diagram; neither page scrolls sideways at 390 px nor breaks the CSP."""
     page = phone()
+    refused = []
+    page.on("console", lambda msg: refused.append(msg.text) if "Content Security Policy" in msg.text else None)
     sign_in(page, live_server, "t1001")
     page.goto(live_server + "/services")
     page.click("button[aria-label='发起盖章申请']")
@@ -82,6 +84,7 @@ def test_diagram_marks_done_and_current_steps_on_a_phone(stamp_service, live_ser
     box = page.locator(".diagram-canvas svg[data-element-id]").bounding_box()
     assert box["width"] <= 390, "the diagram is wider than the phone"
     visit.check(page, "instance-diagram-running")
+    assert refused == [], refused  # the viewer runs under the hall's Content-Security-Policy
 
 
 def test_finished_instance_has_every_step_marked_done(stamp_service, live_server, phone, visit):
