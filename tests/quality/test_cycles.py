@@ -160,15 +160,15 @@ def test_a_large_opening_runs_in_shards_that_start_every_subject_once(api, hall,
     monkeypatch.setattr(cycles, "BATCH_SIZE", 2)
     monkeypatch.setattr(cycles, "SHARD_MIN", 2)
     real_units = cycles.open_units
-    shards = []
+    seen = []
 
-    def recording_units(cycle_id, batch_size=None, shard=0, shards_=None, **kwargs):
-        shards.append((shard, kwargs.get("shards", shards_)))
-        return real_units(cycle_id, batch_size, shard=shard, shards=kwargs.get("shards", shards_ or 1))
+    def recording_units(cycle_id, batch_size=None, shard=0, shards=1):
+        seen.append((shard, shards))
+        return real_units(cycle_id, batch_size, shard, shards)
 
     monkeypatch.setattr(cycles, "open_units", recording_units)
     body = open_cycle(api, {"level": "program", "period": PERIOD}).get_json()
-    assert shards == [(0, 2), (1, 2)]
+    assert seen == [(0, 2), (1, 2)]
     assert (body["state"], body["total"], body["opened"]) == ("open", 5, 5)
     assert (count(CycleUnit), count(ProcessInstance)) == (5, 5)
 
