@@ -29,9 +29,10 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     api.init_app(app)
 
-    from hall import security
+    from hall import access, security
 
     security.init_app(app)
+    access.init_app(app)  # role gates of hall/access.py, after the token and CSRF checks
 
     from hall import models  # noqa: F401 - registers every model with the metadata
     from hall.accounts.api import blp as auth_blp

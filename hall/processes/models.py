@@ -26,6 +26,9 @@ class ProcessDefinition(db.Model):
     expected_days: Mapped[int | None] = mapped_column()
     # Role codes that may start it from the catalogue; empty: everybody signed in.
     startable_by: Mapped[list] = mapped_column(sa.JSON, default=list)
+    # Role codes that read every instance of it, in every unit (process property `visibleTo`, e.g. the quality
+    # office on diagnosis cycles); empty: only the people involved, their department heads and administrators.
+    visible_to: Mapped[list] = mapped_column(sa.JSON, default=list)
     # Hidden definitions (e.g. diagnosis cycles, started by the hall itself) stay out of the catalogue.
     in_catalogue: Mapped[bool] = mapped_column(default=True)
     latest_version_id: Mapped[int | None] = mapped_column(

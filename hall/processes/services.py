@@ -17,11 +17,13 @@ from flask import current_app
 from sqlalchemy.orm import defer
 from sqlalchemy.orm.attributes import set_committed_value
 
+from hall.access import head_unit_ids, visible_to_roles
 from hall.accounts.models import User
 from hall.db_types import utcnow
 from hall.engine import CompiledProcess, DiagramRefused, Outcome, compile_process
 from hall.errors import BadRequest, Conflict, Forbidden, HallError, Invalid, NotFound
 from hall.extensions import db
+from hall.org.models import OrgUnit
 from hall.processes import registry
 from hall.processes.models import InstanceEvent, ProcessDefinition, ProcessInstance, ProcessVersion, Timer
 from hall.tasks.assignment import AssignmentResolver
@@ -57,6 +59,8 @@ def deploy(files: dict[str, bytes], forms: dict[str, dict], user: User | None = 
         definition.expected_days = int(meta["expectedDays"])
     if "startableBy" in meta:
         definition.startable_by = [r.strip() for r in meta["startableBy"].split(",") if r.strip()]
+    if "visibleTo" in meta:
+        definition.visible_to = visible_to_roles(meta["visibleTo"])
     if "inCatalogue" in meta:
         definition.in_catalogue = meta["inCatalogue"].lower() not in ("false", "0", "no")
     db.session.flush()
@@ -427,7 +431,17 @@ def _due(properties: dict, now: datetime, data: dict | None = None) -> datetime 
 
 
 def can_see_instance(instance: ProcessInstance, user: User) -> bool:
-    if user.is_admin or instance.starter_id == user.id:
+    """The starter, administrators, roles the definition names in `visibleTo`, the heads of the department
+    whose subtree holds the instance's unit, and whoever holds, held or may claim one of its tasks."""
+    if instance.starter_id == user.id or user.is_admin:
+        return True
+    roles = user.role_codes
+    if roles & set(instance.definition.visible_to or ()):
+        return True
+    heads = head_unit_ids(user)
+    if heads and instance.org_unit_id is not None and db.session.scalar(
+            sa.select(sa.literal(1)).select_from(OrgUnit).where(OrgUnit.id == instance.org_unit_id,
+                                                                _under_any(heads))):
         return True
     return bool(db.session.scalar(
         sa.select(sa.literal(1)).select_from(HumanTask)
@@ -448,6 +462,11 @@ def _role_match(user: User) -> list:
             if membership.org_unit_id is not None else sa.true(),
         ))
     return clauses
+
+
+def _under_any(unit_ids: list[int]):
+    """A condition on OrgUnit: the unit lies in the subtree of one of *unit_ids* (materialized paths)."""
+    return sa.or_(*(OrgUnit.path.like(f"%/{unit_id}/%") for unit_id in unit_ids))
 
 
 def get_instance(instance_id: int, user: User) -> ProcessInstance:
@@ -493,7 +512,16 @@ def list_instances(user: User, definition: str | None = None, state: str | None 
             .where(sa.or_(HumanTask.assignee_id == user.id, HumanTask.completed_by_id == user.id,
                           TaskCandidate.user_id == user.id, *_role_match(user)))
         )
-        query = query.where(sa.or_(ProcessInstance.starter_id == user.id, ProcessInstance.id.in_(involved)))
+        seen = [ProcessInstance.starter_id == user.id, ProcessInstance.id.in_(involved)]
+        heads = head_unit_ids(user)
+        if heads:
+            seen.append(ProcessInstance.org_unit_id.in_(sa.select(OrgUnit.id).where(_under_any(heads))))
+        roles = user.role_codes
+        readable = [d.id for d in db.session.scalars(sa.select(ProcessDefinition))
+                    if roles & set(d.visible_to or ())]
+        if readable:
+            seen.append(ProcessInstance.definition_id.in_(readable))
+        query = query.where(sa.or_(*seen))
     total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
     items = db.session.scalars(
         query.order_by(ProcessInstance.id.desc()).limit(page_size).offset((page - 1) * page_size)

@@ -34,6 +34,7 @@ from hall.quality.models import (
 )
 
 MANAGER_ROLES = ("quality_office", "admin")
+QUALITY_READERS = (*MANAGER_ROLES, "supervisor")
 # Rounds per level (DESIGN §2): programs by academic year, teachers and students by semester.
 ROUND_UNITS = {"institution": "academic_year", "program": "academic_year", "course": "teaching_cycle",
                "teacher": "semester", "student": "semester"}
@@ -102,8 +103,9 @@ def level_code(value: str) -> str | None:
 # -- object-level access -----------------------------------------------------------------------------
 
 def visible_subject_filter(user: User):
-    """A SQL condition on Subject selecting the subjects *user* may see (None: all)."""
-    if is_manager(user):
+    """A SQL condition on Subject selecting the subjects *user* may see (None: all). Supervisors (督导) read
+    every unit's data like the quality office (hall/access.py QUALITY_READERS) but change nothing."""
+    if user.has_role(*QUALITY_READERS):
         return None
     conditions = [Subject.responsible_user_id == user.id]
     head_paths = db.session.scalars(
