@@ -1,16 +1,19 @@
 """The quality benchmark: opening a cycle for 10,000 subjects, and warning evaluation over 1,000,000 measurements.
 
     python -m bench.quality [--db sqlite|postgresql|both] [--subjects 10000] [--measurements 1000000]
+                            [--workers 2] [--profile]
 
 For each database it migrates a fresh one (a SQLite file in a temp folder, or the PostgreSQL database
 `bench_quality`, dropped and created again), loads the demo organisation, deploys workflows/ and inserts
 the subjects (course level) with one bulk statement. Then:
 
-(a) a child process (`python -m bench.quality --job open-cycle …`) opens the course level's cycle with
-    hall.quality.cycles.open_cycle — its batches run in that process (no broker: the Celery job is eager)
-    — and reports its wall time and its peak resident memory (ru_maxrss of the child, which includes the
-    interpreter and the app, ~100 MB before any work); meanwhile this process reads Cycle.opened from
-    its own connection and records when 25/50/75/100 % of the units were visible;
+(a) this process creates the course level's cycle (hall.quality.cycles.create_cycle, the first half of
+    open_cycle) and starts --workers child processes (`python -m bench.quality --job open-units …`), each
+    running one shard of the opening, hall.quality.cycles.open_units(cycle, shard=i, shards=workers) — what
+    that many Celery workers do with the shard jobs open_cycle queues (with --workers 1: the one job of the
+    embedded, broker-less default). Each child reports its time in the job and its peak resident memory
+    (ru_maxrss, which includes the interpreter and the app, ~140 MB before any work); meanwhile this process
+    reads Cycle.opened from its own connection and records when 25/50/75/100 % of the units were visible;
 (b) it fills the measurements with one INSERT … SELECT (subjects × points × periods; deterministic
     values, ~1 % below the standard line), then times hall.quality.warnings.evaluate_warnings() over all of
     them (start_processes=False: starting one handling process per warning is a separate, per-row cost).
@@ -120,7 +123,9 @@ def job_open_units(url: str, folder: str, cycle_id: int, shard: int, shards: int
         started = cycles.open_units(cycle_id, shard=shard, shards=shards)
         if profiler:
             profiler.disable()
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("BENCH_SORT", "tottime")).print_stats(os.environ.get("BENCH_FILTER", ""), 30)
+            # BENCH_SORT (default tottime) and BENCH_FILTER (a regex on file:function) shape the listing.
+            stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("BENCH_SORT", "tottime"))
+            stats.print_stats(os.environ.get("BENCH_FILTER", ""), 30)
         seconds = time.perf_counter() - began
         result = {"seconds": seconds, "started": started, "rss_before_kb": rss_before,
                   "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
@@ -156,7 +161,8 @@ def open_cycle(app, url: str, folder: Path, subjects: int, workers: int, profile
         while any(c.poll() is None for c in children) and time.perf_counter() < deadline:
             try:
                 with engine.connect() as conn:
-                    opened = conn.execute(sa.text("SELECT opened FROM cycles WHERE id = :id"), {"id": cycle_id}).scalar()
+                    opened = conn.execute(sa.text("SELECT opened FROM cycles WHERE id = :id"),
+                                          {"id": cycle_id}).scalar()
             except sa.exc.OperationalError:
                 opened = None  # SQLite: the writer holds the lock for a moment
             if opened is not None:
