@@ -193,3 +193,39 @@ def test_interrupting_boundary_timer_cancels_the_task(demo, deploy_bpmn):
     assert [t.element_id for t in _timers(instance.id)] == ["late"]
     poll_timers_until(lambda: [t.element_id for t in _open_tasks(instance.id)] == ["escalated"])
     assert db.session.get(HumanTask, original.id).state == "cancelled"
+
+
+
+BOUNDARY_DUE = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="http://hall.test">
+  <bpmn:process id="boundary_due" name="限时办理" isExecutable="true">
+    <bpmn:startEvent id="start"/>
+    <bpmn:userTask id="approve" name="审批"/>
+    <bpmn:boundaryEvent id="deadline" attachedToRef="approve" cancelActivity="true">
+      <bpmn:timerEventDefinition><bpmn:timeDuration>PT6H</bpmn:timeDuration></bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:boundaryEvent id="nudge" attachedToRef="approve" cancelActivity="false">
+      <bpmn:timerEventDefinition><bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:endEvent id="end"/><bpmn:endEvent id="late"/><bpmn:endEvent id="nudged"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="approve"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="approve" targetRef="end"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="deadline" targetRef="late"/>
+    <bpmn:sequenceFlow id="f4" sourceRef="nudge" targetRef="nudged"/>
+  </bpmn:process>
+</bpmn:definitions>""".encode()
+
+
+def test_a_timer_boundary_event_gives_its_task_a_due_time(api, demo, deploy_bpmn):
+    """With no due property, a task's due time is its interrupting timer boundary event (PT6H), not the
+    earlier non-interrupting reminder (PT1H)."""
+    from datetime import datetime, timedelta
+
+    from hall.db_types import utcnow
+
+    deploy_bpmn(BOUNDARY_DUE)
+    api.login("t1001")
+    assert api.post("process-instances", {"definition": "boundary_due", "data": {}}).status_code == 201
+    (task,) = api.get("tasks?view=mine").get_json()["items"]
+    due = datetime.fromisoformat(task["due_at"])
+    assert abs(due - (utcnow() + timedelta(hours=6))) < timedelta(minutes=5)

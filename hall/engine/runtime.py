@@ -87,6 +87,9 @@ class ReadyTask:
     ui_form_key: str | None
     properties: dict
     data: dict
+    # The due time the diagram gives the task: its earliest interrupting timer boundary event, else its
+    # earliest non-interrupting one (a reminder), else None.
+    due_at: datetime | None = None
 
 
 @dataclass
@@ -326,6 +329,7 @@ class Engine:
                         ui_form_key=meta.ui_form_key if meta else None,
                         properties=meta.properties if meta else {},
                         data=task.data,
+                        due_at=_boundary_timer_due(task),
                     ))
                 if state == TaskState.WAITING:
                     due = _timer_due(task)
@@ -350,6 +354,21 @@ def _last_data(workflow: BpmnWorkflow) -> dict:
     if workflow.last_task is not None:
         return workflow.last_task.data
     return workflow.data
+
+
+def _boundary_timer_due(task) -> datetime | None:
+    """The due time from timer boundary events attached to *task* (its waiting siblings under the split)."""
+    parent = task.parent
+    if parent is None or type(parent.task_spec).__name__ != "BoundaryEventSplit":
+        return None
+    interrupting, reminders = [], []
+    for sibling in parent.children:
+        if sibling is task or sibling.state != TaskState.WAITING:
+            continue
+        due = _timer_due(sibling)
+        if due is not None:
+            (interrupting if getattr(sibling.task_spec, "cancel_activity", True) else reminders).append(due)
+    return min(interrupting or reminders, default=None)
 
 
 def _timer_due(task) -> datetime | None:
