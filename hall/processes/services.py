@@ -231,7 +231,7 @@ def start_instances(key: str, user: User, items: list[dict]) -> list[int]:
             task_rows.append(dict(
                 instance_id=instance_id, engine_task_id=ready.engine_task_id, element_id=ready.element_id,
                 name=ready.name, lane=ready.lane, form_key=ready.form_key, ui_form_key=ready.ui_form_key,
-                assignee_id=assignment.assignee_id, due_at=_due(ready.properties, now, ready.data), kind="user",
+                assignee_id=assignment.assignee_id, due_at=_due(ready.properties, now, ready.data) or ready.due_at, kind="user",
                 state="ready", version=1, created_at=now,
             ))
         timer_rows += [dict(instance_id=instance_id, engine_task_id=tid, element_id=element, due_at=due)
@@ -301,6 +301,14 @@ _WRITE_INSTANCE = (
 )
 
 
+def instance_write_guarded_by(cte):
+    """The instance write of apply_outcome with a data-modifying CTE (PostgreSQL) in front of it, built once
+    by the caller: the instance row changes only when the CTE's guarded UPDATE … RETURNING returned a row,
+    so a row count of 1 means both guards held, and on 0 apply_outcome rolls back (the CTE's write too).
+    One round trip for two guarded writes. The CTE's parameter names must differ from the instance's."""
+    return _WRITE_INSTANCE.add_cte(cte).where(sa.exists(sa.select(cte.c[0])))
+
+
 _INSERT_TASKS = sa.insert(HumanTask.__table__).returning(HumanTask.__table__.c.id, sort_by_parameter_order=True)
 _INSERT_CANDIDATES = sa.insert(TaskCandidate.__table__)
 # Batch starts (start_instances): instances with their ids back in parameter order, timers.
@@ -312,10 +320,13 @@ _INSERT_EVENTS = sa.insert(InstanceEvent.__table__).values(data=sa.bindparam("da
 
 def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: Outcome,
                   events: list[InstanceEvent], expected_version: int | None,
-                  open_tasks: list[HumanTask] | None = None, finished_task_id: int | None = None) -> None:
+                  open_tasks: list[HumanTask] | None = None, finished_task_id: int | None = None,
+                  instance_write: tuple | None = None) -> None:
     """Write an engine outcome: the instance (version-guarded), new/cancelled tasks, timers, events.
 
     `open_tasks` are the instance's open tasks as read before the engine ran; when None they are read here.
+    `instance_write` is (statement, extra parameters) replacing the plain instance UPDATE: one built with
+    `instance_write_guarded_by`, which writes another guarded row in the same statement.
     Raises Conflict when another request changed the instance in between.
     """
     now = utcnow()
@@ -334,9 +345,11 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
         instance.version = 1
         db.session.flush()
     else:
-        result = db.session.execute(_WRITE_INSTANCE, dict(values, instance_id=instance.id,
-                                                          old_version=expected_version,
-                                                          new_version=expected_version + 1))
+        statement, extra = instance_write or (_WRITE_INSTANCE, None)
+        params = dict(values, instance_id=instance.id, old_version=expected_version, new_version=expected_version + 1)
+        if extra:
+            params.update(extra)
+        result = db.session.execute(statement, params)
         if result.rowcount != 1:
             db.session.rollback()
             raise Conflict("流程实例已被他人更新，请刷新后重试")
@@ -370,7 +383,7 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
             rows.append(dict(
                 instance_id=instance.id, engine_task_id=ready.engine_task_id, element_id=ready.element_id,
                 name=ready.name, lane=ready.lane, form_key=ready.form_key, ui_form_key=ready.ui_form_key,
-                assignee_id=assignment.assignee_id, due_at=_due(ready.properties, now, ready.data), kind="user",
+                assignee_id=assignment.assignee_id, due_at=_due(ready.properties, now, ready.data) or ready.due_at, kind="user",
                 state="ready", version=1, created_at=now,
             ))
         # Core inserts, not the unit of work: the rows are not needed as objects in this request, and

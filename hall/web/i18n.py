@@ -37,6 +37,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _remember_language(response):
+        if request.path.startswith("/api/"):  # the JSON API stays Chinese: nothing to remember
+            return response
         asked = request.args.get("lang")
         if asked in LANGUAGES and request.cookies.get(COOKIE) != asked:
             response.set_cookie(COOKIE, asked, max_age=COOKIE_AGE, samesite="Lax", httponly=True,
