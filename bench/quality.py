@@ -36,8 +36,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench
+
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = os.environ.get("HALL_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_DB = "bench_quality"
 LEVEL = "course"
 PERIOD = "2025-2026"
@@ -48,23 +49,11 @@ JOB_TIMEOUT = 900  # seconds; the child is killed beyond this
 # -- setting up --------------------------------------------------------------------------------------
 
 def database_url(kind: str, folder: Path) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{folder / 'bench_quality.db'}"
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {PG_DB}")
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    return f"{base}/{PG_DB}"
+    return bench.database_url(kind, folder, PG_DB if kind == "postgresql" else "bench_quality")
 
 
 def drop_database(kind: str) -> None:
-    if kind == "postgresql":
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+    bench.drop_database(kind, PG_DB)
 
 
 def make_app(url: str, folder: Path):
