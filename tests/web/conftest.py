@@ -18,6 +18,7 @@ from tests.conftest import ROOT
 CHROMIUM = os.environ.get("HALL_CHROMIUM", "/usr/bin/chromium")
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2,
          "locale": "zh-CN"}
+DESKTOP = {"viewport": {"width": 1366, "height": 768}, "locale": "zh-CN"}
 
 
 @pytest.fixture(scope="session")
@@ -45,17 +46,32 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def phone(browser):
-    """A fresh phone-sized browser context (own cookies); call it again for a second person."""
+def _pages(browser, options: dict):
+    """A factory of pages, each in a fresh browser context (own cookies), closed at the end."""
     contexts = []
 
     def open_page():
-        context = browser.new_context(**PHONE)
+        context = browser.new_context(**options)
         context.set_default_timeout(15_000)
         contexts.append(context)
         return context.new_page()
 
+    return open_page, contexts
+
+
+@pytest.fixture
+def phone(browser):
+    """A fresh phone-sized browser context (own cookies); call it again for a second person."""
+    open_page, contexts = _pages(browser, PHONE)
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def desktop(browser):
+    """A fresh desktop-sized browser context (own cookies), Chinese like the phone one."""
+    open_page, contexts = _pages(browser, DESKTOP)
     yield open_page
     for context in contexts:
         context.close()

@@ -17,8 +17,6 @@ from hall.processes.models import ProcessDefinition
 from tests.web.test_diagram import two_step_bpmn
 from tests.web.test_pages import sign_in
 
-DESKTOP = {"viewport": {"width": 1366, "height": 768}, "locale": "zh-CN"}
-
 
 class Shots:
     """Full-page screenshots of desktop pages, named like the phone ones."""
@@ -32,21 +30,6 @@ class Shots:
         page.screenshot(path=str(path), full_page=True)
         return path
 
-
-@pytest.fixture
-def desktop(browser):
-    """A fresh desktop-sized browser context (own cookies)."""
-    contexts = []
-
-    def open_page():
-        context = browser.new_context(**DESKTOP)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture

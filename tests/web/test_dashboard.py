@@ -19,7 +19,6 @@ from tests.conftest import ROOT
 from tests.web.test_pages import Visit, sign_in
 
 PERIOD = "2025-2026"
-DESKTOP = {"viewport": {"width": 1366, "height": 768}, "locale": "zh-CN"}
 
 
 def _user(username: str) -> User:
@@ -29,21 +28,6 @@ def _user(username: str) -> User:
 def _unit_id(code: str) -> int:
     return db.session.scalar(sa.select(OrgUnit.id).where(OrgUnit.code == code))
 
-
-@pytest.fixture
-def desktop(browser):
-    """A fresh desktop-sized browser context (own cookies), Chinese like the phone one."""
-    contexts = []
-
-    def open_page():
-        context = browser.new_context(**DESKTOP)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture
