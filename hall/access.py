@@ -119,6 +119,8 @@ RULES: dict[str, Rule] = {
     "web.task_action": signed_in("task_actor"),
     "web.instance": signed_in("instance_visible"),
     "web.instance_action": signed_in("instance_starter"),
+    "web.task_attach": signed_in("task_actor"),
+    "web.attachment": signed_in("task_visible"),
     "messages_web.message_list": SIGNED_IN,
     "messages_web.open_message": signed_in("own_message"),
     "messages_web.read_all": SIGNED_IN,
@@ -129,6 +131,8 @@ RULES: dict[str, Rule] = {
     "quality_web.portrait_overview": signed_in("unit_visible"),
     "quality_web.subject": signed_in("subject_visible"),
     "quality_web.warning_list": signed_in("subject_visible"),
+    "quality_web.point_list": roles(*_READERS, message="只有质量办、督导或系统管理员可以查看质控点"),
+    "quality_web.point_edit": QUALITY_CHANGE,
     # -- administration pages
     "admin.index": ADMIN_PAGE,
     "admin.process_list": ADMIN_PAGE,

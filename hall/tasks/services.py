@@ -543,7 +543,7 @@ def add_attachment(task_id: int, user: User, filename: str, stream) -> Attachmen
     limit = current_app.config["MAX_ATTACHMENT_BYTES"]
     content = stream.read(limit + 1)
     if len(content) > limit:
-        raise PayloadTooLarge(f"文件过大，上限 {limit // (1024 * 1024)} MB")
+        raise PayloadTooLarge(f"文件过大，单个附件不能超过 {_size_label(limit)}")
     if not content:
         raise Invalid("文件为空", errors={"file": ["文件为空"]})
     content_type, magics = ALLOWED_UPLOADS[ext]
@@ -571,6 +571,10 @@ def add_attachment(task_id: int, user: User, filename: str, stream) -> Attachmen
         path.unlink(missing_ok=True)
         raise
     return attachment
+
+
+def _size_label(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
 
 
 def list_attachments(task: HumanTask) -> list[Attachment]:

@@ -24,7 +24,7 @@ class Field:
 
     name: str
     label: str
-    widget: str  # text | textarea | number | date | email | radio | select | checkbox | rows
+    widget: str  # text | textarea | number | date | email | radio | select | checkbox | rows | file
     required: bool = False
     help: str | None = None
     placeholder: str | None = None
@@ -75,7 +75,10 @@ def _field(name: str, prop: dict, ui: dict, required: bool, value: Any, errors: 
               help=ui.get("ui:help") or prop.get("description"), placeholder=ui.get("ui:placeholder"),
               value=value, errors=errors, maxlength=prop.get("maxLength"))
     options = _options(prop, ui)
-    if options:
+    if widget_hint == "file" or prop.get("format") == "data-url":
+        # Files are uploaded as the task's attachments (the 附件 card); the field points there.
+        f.widget = "file"
+    elif options:
         f.options = options
         f.widget = widget_hint if widget_hint in ("radio", "select") else (
             "radio" if len(options) <= RADIO_MAX_OPTIONS else "select")
@@ -211,22 +214,23 @@ def _parse_rows(name: str, items: dict, ui: dict, form: MultiDict) -> list[dict]
     return rows
 
 
-def readable(schema: dict | None, data: dict | None) -> list[tuple[str, str]]:
-    """(label, text) pairs of submitted data for read-only display, in the schema's order."""
+def readable(schema: dict | None, data: dict | None, ui_schema: dict | None = None) -> list[tuple[str, str]]:
+    """(label, text) pairs of submitted data for read-only display, in the schema's order; choices are shown
+    by their labels (the UI schema's ui:enumNames when it gives them)."""
     data = data or {}
     props = (schema or {}).get("properties") or {}
     pairs = []
     names = [n for n in props if n in data] + [n for n in data if n not in props]
     for name in names:
         prop = props.get(name) or {}
-        pairs.append((prop.get("title") or name, _display(prop, data[name])))
+        pairs.append((prop.get("title") or name, _display(prop, data[name], _ui(ui_schema, name))))
     return pairs
 
 
-def _display(prop: dict, value: Any) -> str:
+def _display(prop: dict, value: Any, ui: dict | None = None) -> str:
     if isinstance(value, bool):
         return "是" if value else "否"
-    options = dict(_options(prop, {}))
+    options = dict(_options(prop, ui or {}))
     if options and _text(value) in options:
         return options[_text(value)]
     if isinstance(value, list):

@@ -6,15 +6,17 @@ render; charts get their data through <script type="application/json"> blocks re
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_login import current_user, login_required
 
+from hall.errors import Invalid
 from hall.extensions import db
 from hall.org.models import OrgUnit
 from hall.quality import cycles, portraits
+from hall.quality import services as quality
 from hall.quality import warnings as quality_warnings
-from hall.quality.models import CYCLE_STEPS, LEVELS, WARNING_STATES, Cycle, CycleUnit
+from hall.quality.models import CYCLE_STEPS, DIRECTIONS, LEVELS, WARNING_STATES, Cycle, CycleUnit
 from hall.tasks import services as tasks
 
 bp = Blueprint("quality_web", __name__, url_prefix="/quality")
@@ -35,7 +37,14 @@ def sees_dashboard(user) -> bool:
 
 @bp.record_once
 def _template_helpers(state):
-    state.app.jinja_env.globals.update(sees_quality=sees_dashboard, readonly_tables=readonly_tables)
+    state.app.jinja_env.globals.update(sees_quality=sees_dashboard, readonly_tables=readonly_tables,
+                                       reads_points=_reads_points)
+    state.app.jinja_env.filters["line"] = _cell  # a point's line: 90, 0.5 or —
+
+
+def _reads_points() -> bool:
+    """Whether the signed-in person may open the monitoring-point list (a global: macros see it too)."""
+    return current_user.is_authenticated and current_user.has_role(*quality.QUALITY_READERS)
 
 
 def readonly_tables(task, schema: dict | None) -> list[dict]:
@@ -181,3 +190,83 @@ def warning_list():
     return render_template("quality/warnings.html", items=items, total=total, page=page,
                            pages=_pages(total, PAGE_SIZE), filters=filters, state=state, level=level,
                            period=period or "", states=WARNING_STATE_LABELS, levels=WARNING_LEVEL_LABELS)
+
+
+# -- monitoring points (质控点) and their lines: the quality office's editor --------------------------
+
+POINT_TEXT_FIELDS = ("element", "code", "name", "unit", "source", "frequency")
+POINT_LINE_FIELDS = ("target_value", "standard_value", "warning_value")
+FREQUENCIES = ("学年", "学期", "月", "周", "实时")
+
+
+@bp.route("/points")
+@login_required
+def point_list():
+    """Monitoring points by level with their three lines; a level filter and pages."""
+    level = quality.level_code(request.args.get("level", "")) or ""
+    points = quality.list_points(level or None)
+    page = _page()
+    total = len(points)
+    items = points[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    return render_template("quality/points.html", items=items, total=total, page=page,
+                           pages=_pages(total, PAGE_SIZE), level=level, levels=LEVELS, directions=DIRECTIONS,
+                           may_edit=quality.is_manager(current_user))
+
+
+def _point_form(point) -> dict:
+    """The editor's values as typed text, from a stored point."""
+    values = {f: getattr(point, f) or "" for f in POINT_TEXT_FIELDS}
+    values.update({f: _cell(getattr(point, f)) if getattr(point, f) is not None else ""
+                   for f in POINT_LINE_FIELDS})
+    values.update(level=point.level_code or "", direction=point.direction or "higher")
+    return values
+
+
+def _parse_point(form) -> tuple[dict, dict, dict]:
+    """(typed text to show again, values for the service, errors of fields that are not numbers)."""
+    typed = {f: form.get(f, "").strip() for f in (*POINT_TEXT_FIELDS, *POINT_LINE_FIELDS, "level", "direction")}
+    values: dict = {f: typed[f] for f in (*POINT_TEXT_FIELDS, "level", "direction")}
+    errors: dict[str, list[str]] = {}
+    for name in POINT_LINE_FIELDS:
+        text = typed[name].replace("，", ".").replace("％", "").rstrip("%")
+        if not text:
+            values[name] = None
+            continue
+        try:
+            values[name] = float(text)
+        except ValueError:
+            errors[name] = ["请填写数字"]
+    for name in ("code", "name", "element"):
+        if not typed[name]:
+            errors[name] = ["必填"]
+    return typed, values, errors
+
+
+def _render_point(point, typed: dict, errors: dict | None = None, message: str | None = None, status: int = 200):
+    return render_template("quality/point_edit.html", point=point, values=typed, errors=errors or {},
+                           message=message, levels=LEVELS, directions=DIRECTIONS, frequencies=FREQUENCIES), status
+
+
+@bp.route("/points/new", methods=["GET", "POST"])
+@bp.route("/points/<int:point_id>/edit", methods=["GET", "POST"])
+@login_required
+def point_edit(point_id=None):
+    """Create or edit a point; a refusal (lines in the wrong order for the direction, a duplicate code)
+    re-renders the form with the message next to its fields and the typed values kept (422)."""
+    point = quality.get_point(point_id) if point_id else None
+    if request.method == "GET":
+        typed = _point_form(point) if point else {"direction": "higher", "frequency": "学年",
+                                                   "level": quality.level_code(request.args.get("level", "")) or ""}
+        return _render_point(point, typed)
+    typed, values, errors = _parse_point(request.form)
+    if errors:
+        return _render_point(point, typed, errors, "质控点信息有误，请检查标出的字段", 422)
+    try:
+        saved = quality.save_point(current_user, values, point_id)
+    except Invalid as err:
+        db.session.rollback()
+        # The message of each field stands beside it; the top only says where to look.
+        message = "质控点信息有误，请检查标出的字段" if err.errors else err.message
+        return _render_point(point, typed, err.errors or {}, message, 422)
+    flash(f"质控点「{saved.name}」已保存", "ok")
+    return redirect(url_for("quality_web.point_list", level=saved.level_code))

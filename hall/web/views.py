@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime
 from itertools import groupby
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, session, url_for
 from flask_login import current_user, login_required
 
 from hall import security
 from hall.accounts.models import Role
 from hall.audit import services as audit
-from hall.errors import HallError, Invalid
+from hall.errors import HallError, Invalid, PayloadTooLarge
 from hall.extensions import db
 from hall.processes import registry
 from hall.processes import services as processes
@@ -44,7 +45,8 @@ csrf_token = security.csrf_token  # one token per session, shared with the JSON 
 @bp.record_once
 def _template_helpers(state):
     # Globals rather than context, so that imported macros see them too.
-    state.app.jinja_env.globals.update(csrf_token=csrf_token, local_time=local_time,
+    state.app.jinja_env.globals.update(csrf_token=csrf_token, local_time=local_time, file_size=file_size,
+                                       is_overdue=is_overdue,
                                        state_label=lambda s: STATE_LABELS.get(s, s))
 
 
@@ -64,6 +66,18 @@ def local_time(value) -> str:
         return ""
     zone = ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai"))
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def is_overdue(task) -> bool:
+    """An open task whose due time has passed."""
+    return bool(task.due_at and task.state in ("ready", "blocked") and task.due_at < datetime.now(UTC))
+
+
+def file_size(size: int) -> str:
+    """A byte count as people read it: 256 KB, 10 MB."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.3g} MB"
+    return f"{max(1, round(size / 1024))} KB"
 
 
 def render_error(code: int, message: str, errors=None):
@@ -154,9 +168,11 @@ def task_list():
     view = request.args.get("view", "open")
     if view not in ("open", "completed"):
         view = "open"
+    # 待办 sorts by arrival (newest first) or by due time (soonest first, tasks without one last).
+    sort = "due" if view == "open" and request.args.get("sort") == "due" else "created"
     page = _page()
-    items, total = tasks.inbox(current_user, view, page=page, page_size=PAGE_SIZE)
-    return render_template("tasks.html", items=items, total=total, view=view, page=page,
+    items, total = tasks.inbox(current_user, view, page=page, page_size=PAGE_SIZE, sort=sort)
+    return render_template("tasks.html", items=items, total=total, view=view, page=page, sort=sort,
                            pages=max(1, -(-total // PAGE_SIZE)))
 
 
@@ -173,18 +189,17 @@ def mine():
 
 def _earlier_steps(instance, exclude_id: int | None = None) -> list[dict]:
     """Completed steps of the instance with their submitted data, labelled by their own forms."""
-    version = db.session.get(ProcessVersion, instance.process_version_id)
-    all_forms = version.forms or {}
     steps = []
     for t in processes.instance_tasks(instance):
         if t.state != "completed" or t.id == exclude_id:
             continue
-        schema = tasks.SIGN_FORM if t.kind == "sign" else all_forms.get(t.form_key or "")
-        steps.append({"task": t, "pairs": forms.readable(schema, t.submitted)})
+        schema, ui_schema = tasks.form_of(t)
+        steps.append({"task": t, "pairs": forms.readable(schema, t.submitted, ui_schema),
+                      "attachments": tasks.list_attachments(t)})
     return steps
 
 
-def _render_task(task, values=None, errors=None, action_errors=None, status=200):
+def _render_task(task, values=None, errors=None, action_errors=None, status=200, upload_errors=None):
     schema, ui_schema = tasks.form_of(task)
     can_act = task.state == "ready" and tasks.may_act(task, current_user)
     if values is None:
@@ -199,7 +214,8 @@ def _render_task(task, values=None, errors=None, action_errors=None, status=200)
         "task.html", task=task, instance=task.instance, schema=schema, fields=fields, can_act=can_act,
         can_return=can_return, approve=approve, loose_errors=loose, action_errors=action_errors or {},
         earlier=_earlier_steps(task.instance, exclude_id=task.id), comments=tasks.list_comments(task),
-        submitted=forms.readable(schema, task.submitted) if task.state == "completed" else [],
+        submitted=forms.readable(schema, task.submitted, ui_schema) if task.state == "completed" else [],
+        attachments=tasks.list_attachments(task), upload_errors=upload_errors or [],
     ), status
 
 
@@ -262,6 +278,43 @@ def task_action(task_id):
         db.session.rollback()
         flash(err.message, "error")
     return redirect(here)
+
+
+# -- attachments: uploaded on the task page, downloaded through the same access check as the API ---------
+
+@bp.route("/tasks/<int:task_id>/attachments", methods=["POST"])
+@login_required
+def task_attach(task_id):
+    """Upload one file to an open task; a refused file re-renders the task page with the reason beside the
+    upload field (422 for the type or content, 413 for the size) and stores nothing."""
+    task = tasks.get_task(task_id, current_user)
+    upload = request.files.get("file")
+    try:
+        if upload is None or not upload.filename:
+            raise Invalid("请选择要上传的文件", errors={"file": ["请选择要上传的文件"]})
+        attachment = tasks.add_attachment(task.id, current_user, upload.filename, upload.stream)
+    except PayloadTooLarge:
+        db.session.rollback()
+        limit = file_size(current_app.config["MAX_ATTACHMENT_BYTES"])
+        return _render_task(tasks.get_task(task_id, current_user), status=413,
+                            upload_errors=[f"文件过大，单个附件不能超过 {limit}"])
+    except Invalid as err:
+        db.session.rollback()
+        return _render_task(tasks.get_task(task_id, current_user), status=422, upload_errors=[err.message])
+    except HallError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+        return redirect(url_for("web.task", task_id=task_id))
+    flash(f"已上传附件「{attachment.filename}」", "ok")
+    return redirect(url_for("web.task", task_id=task_id) + "#attachments")
+
+
+@bp.route("/attachments/<int:attachment_id>")
+@login_required
+def attachment(attachment_id):
+    """Download an attachment of a task the person may see (404 otherwise, as in the API)."""
+    item, path = tasks.attachment_file(attachment_id, current_user)
+    return send_file(path, mimetype=item.content_type, as_attachment=True, download_name=item.filename)
 
 
 # -- an instance -------------------------------------------------------------------------------------

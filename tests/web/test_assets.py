@@ -12,7 +12,7 @@ import pytest
 from flask import url_for
 from playwright.sync_api import expect
 
-from tests.web.test_dashboard import Visit, cycle, desktop  # noqa: F401 - fixtures reused
+from tests.web.test_dashboard import Visit, cycle  # noqa: F401 - fixtures reused
 from tests.web.test_pages import hall, sign_in, start_swap  # noqa: F401 - the fixture is reused
 
 STATIC = Path(__file__).resolve().parents[2] / "hall" / "web" / "static"

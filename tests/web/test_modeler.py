@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.test_admin import Shots, desktop  # noqa: F401 - the desktop fixture
+from tests.web.test_admin import Shots
 from tests.web.test_diagram import diagram_marks
 from tests.web.test_pages import Visit, sign_in
 

@@ -1,0 +1,109 @@
+"""The 附件 card of the task page on a phone: upload, list and download a file; a refused file (wrong type,
+too large) is explained beside the upload field and nothing is stored."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.web.test_pages import Visit, sign_in
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+@pytest.fixture
+def visit(request, screenshots):
+    return Visit(screenshots, request.node.name.removeprefix("test_"))
+
+
+def open_leave_form(page, base: str):
+    """Sign in as the teacher and start 请假申请: the teacher's own 填写请假单 task opens."""
+    sign_in(page, base, "t1001")
+    page.goto(base + "/services")
+    page.click("button[aria-label='发起请假申请']")
+    expect(page.locator("h1")).to_have_text("填写请假单")
+
+
+def upload(page, name: str, content: bytes, mime: str) -> int:
+    """Choose a file in the upload field, press 上传, and return the HTTP status of the upload."""
+    page.set_input_files("#attachment-file", files=[{"name": name, "mimeType": mime, "buffer": content}])
+    with page.expect_response(re.compile(r"/tasks/\d+/attachments$")) as posted:
+        page.click("button:has-text('上传')")
+    return posted.value.status
+
+
+def test_uploaded_pdf_is_listed_and_downloads_the_same_bytes(demo, live_server, phone, visit):
+    """A PDF uploaded on the task page is listed in 附件, and its link downloads exactly the uploaded bytes."""
+    page = phone()
+    open_leave_form(page, live_server)
+    expect(page.locator("#attachments")).to_contain_text("暂无附件")
+    assert upload(page, "病历证明.pdf", PDF, "application/pdf") == 302
+    link = page.locator("#attachments a.item", has_text="病历证明.pdf")
+    expect(link).to_be_visible()
+    expect(page.locator(".flash")).to_contain_text("已上传附件「病历证明.pdf」")
+    visit.check(page, "attachment-listed")
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == "病历证明.pdf"
+    assert open(download.value.path(), "rb").read() == PDF
+
+
+def test_executable_is_refused_with_the_reason_beside_the_field(demo, live_server, phone, visit):
+    """Uploading a .exe answers 422 with 不支持的文件类型 beside the upload field, and nothing is listed."""
+    page = phone()
+    open_leave_form(page, live_server)
+    assert upload(page, "setup.exe", b"MZ\x90\x00" + b"\x00" * 100, "application/octet-stream") == 422
+    expect(page.locator("#file-error")).to_contain_text("不支持的文件类型")
+    expect(page.locator("#attachment-file")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#attachments a.item")).to_have_count(0)
+    visit.check(page, "attachment-wrong-type")
+
+
+def test_file_over_the_limit_is_refused_and_not_listed(demo, live_server, phone, visit):
+    """A 300 KB PDF (the test limit is 256 KB) answers 413 with 文件过大 and the limit in words, and nothing
+    is listed."""
+    page = phone()
+    open_leave_form(page, live_server)
+    big = PDF + b"0" * (300 * 1024)
+    assert upload(page, "扫描件.pdf", big, "application/pdf") == 413
+    expect(page.locator("#file-error")).to_have_text("文件过大，单个附件不能超过 256 KB")
+    expect(page.locator("#attachments a.item")).to_have_count(0)
+    expect(page.locator("#attachments")).to_contain_text("暂无附件")
+    visit.check(page, "attachment-too-large")
+
+
+def test_head_sees_the_applicants_attachment_on_the_approval_page(demo, live_server, phone):
+    """After the teacher submits with an attachment, the head's approval page lists it under the earlier
+    step, with a download link that works for the head."""
+    teacher = phone()
+    open_leave_form(teacher, live_server)
+    assert upload(teacher, "病历证明.pdf", PDF, "application/pdf") == 302
+    teacher.select_option("#f-leave_type", "病假")
+    teacher.fill("#f-start_date", "2026-12-07")
+    teacher.fill("#f-end_date", "2026-12-07")
+    teacher.fill("#f-days", "1")
+    teacher.fill("#f-reason", "发烧就医。")
+    teacher.click("button[value=submit]")
+    expect(teacher.locator("[data-state]")).to_have_attribute("data-state", "running")
+
+    head = phone()
+    sign_in(head, live_server, "h2001")
+    head.goto(live_server + "/tasks")
+    head.click("a.item:has-text('部门负责人审批')")
+    link = head.locator(".step a.item", has_text="病历证明.pdf")
+    expect(link).to_be_visible()
+    with head.expect_download() as download:
+        link.click()
+    assert open(download.value.path(), "rb").read() == PDF
+
+
+def test_file_field_of_a_schema_points_to_the_attachments_card():
+    """A schema field with format data-url or ui:widget file is drawn as a pointer to the 附件 card."""
+    from hall.web import forms
+
+    schema = {"type": "object", "properties": {"proof": {"type": "string", "format": "data-url", "title": "证明"},
+                                               "scan": {"type": "string", "title": "扫描件"}}}
+    fields = forms.build_fields(schema, {"scan": {"ui:widget": "file"}}, {}, {})
+    assert [(f.name, f.widget) for f in fields] == [("proof", "file"), ("scan", "file")]
