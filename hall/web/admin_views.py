@@ -12,6 +12,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from jsonschema import Draft202012Validator, SchemaError
 
@@ -30,7 +32,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(_check_csrf)  # the same per-session token as the other pages
 
 PAGE_SIZE = 20
-UNIT_KIND_LABELS = {"college": "学校", "department": "院系/部门", "office": "教研室/科室", "class": "班级"}
+UNIT_KIND_LABELS = {"college": _l("学校"), "department": _l("院系/部门"), "office": _l("教研室/科室"),
+                    "class": _l("班级")}
 
 
 def admin_required(view):
@@ -38,7 +41,7 @@ def admin_required(view):
     @login_required
     def wrapped(*args, **kwargs):
         if not current_user.is_admin:
-            raise Forbidden("只有系统管理员可以访问此页面")
+            raise Forbidden(_("只有系统管理员可以访问此页面"))
         return view(*args, **kwargs)
 
     return wrapped
@@ -70,7 +73,7 @@ def modeler():
         versions = processes.list_versions(key)  # 404 page for an unknown key
         number = version or max((v.number for v in versions), default=None)
         if number is None:
-            raise NotFound(f"流程 {key} 没有版本")
+            raise NotFound(_("流程 %(key)s 没有版本", key=key))
         processes.get_version(key, number)
         bpmn_url = url_for("processes.version_bpmn", key=key, number=number)
         version = number
@@ -88,14 +91,15 @@ def _known_forms() -> dict[str, dict]:
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
             try:
-                found[path.name] = {"schema": json.loads(path.read_text(encoding="utf-8")), "source": "表单目录"}
+                found[path.name] = {"schema": json.loads(path.read_text(encoding="utf-8")), "source": _("表单目录")}
             except ValueError:
                 continue
     definitions = db.session.scalars(sa.select(ProcessDefinition).order_by(ProcessDefinition.key))
     for definition in definitions:
         version = definition.latest_version
         for name, schema in ((version.forms or {}) if version else {}).items():
-            found[name] = {"schema": schema, "source": f"{definition.name}（{definition.key} v{version.number}）"}
+            found[name] = {"schema": schema, "source": _("%(name)s（%(key)s v%(number)s）", name=definition.name,
+                                                           key=definition.key, number=version.number)}
     return found
 
 
@@ -139,17 +143,18 @@ def form_preview():
         ui_text = request.form.get("ui_schema", "").strip()
         ui_schema = json.loads(ui_text) if ui_text else None
     except ValueError as err:
-        return render_template("admin/_preview_error.html", message=f"JSON 格式错误：{err}"), 422
+        return render_template("admin/_preview_error.html", message=_("JSON 格式错误：%(error)s", error=err)), 422
     if not isinstance(schema, dict):
-        return render_template("admin/_preview_error.html", message="表单必须是一个 JSON 对象"), 422
+        return render_template("admin/_preview_error.html", message=_("表单必须是一个 JSON 对象")), 422
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as err:
-        return render_template("admin/_preview_error.html", message=f"不是有效的 JSON Schema：{err.message}"), 422
+        message = _("不是有效的 JSON Schema：%(error)s", error=err.message)
+        return render_template("admin/_preview_error.html", message=message), 422
     try:
         fields = forms.build_fields(schema, ui_schema, {}, None)
     except (TypeError, KeyError, ValueError, AttributeError) as err:
-        return render_template("admin/_preview_error.html", message=f"无法绘制此表单：{err}"), 422
+        return render_template("admin/_preview_error.html", message=_("无法绘制此表单：%(error)s", error=err)), 422
     return render_template("admin/_preview.html", schema=schema, fields=fields)
 
 
@@ -174,14 +179,14 @@ def user_create():
     role, unit_code = form.get("role", "").strip(), form.get("unit", "").strip()
     errors: dict[str, list[str]] = {}
     if not username:
-        errors["username"] = ["请填写工号/学号"]
+        errors["username"] = [_("请填写工号/学号")]
     if not name:
-        errors["name"] = ["请填写姓名"]
+        errors["name"] = [_("请填写姓名")]
     if len(form.get("password", "")) < 8:
-        errors["password"] = ["密码至少 8 位"]
+        errors["password"] = [_("密码至少 8 位")]
     unit = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == unit_code)) if unit_code else None
     if unit_code and unit is None:
-        errors["unit"] = ["单位不存在"]
+        errors["unit"] = [_("单位不存在")]
     if not errors:
         try:
             accounts.create_user(username, name, form["password"], form.get("email") or None,
@@ -196,7 +201,7 @@ def user_create():
         return render_template("admin/users.html", items=items, total=total, q="", page=1,
                                pages=max(1, -(-total // PAGE_SIZE)), roles=accounts.list_roles(),
                                units=org.list_units(), errors=errors, form=form), 422
-    flash(f"已创建用户 {username}", "ok")
+    flash(_("已创建用户 %(username)s", username=username), "ok")
     return redirect(url_for("admin.user_list", q=username))
 
 
@@ -205,10 +210,11 @@ def user_create():
 def user_active(user_id, action):
     user = db.session.get(User, user_id)
     if user is not None and user.id == current_user.id and action == "deactivate":
-        flash("不能停用自己的账号", "error")
+        flash(_("不能停用自己的账号"), "error")
     else:
         user = accounts.set_user_active(user_id, action == "activate")
-        flash(f"已{'启用' if user.active else '停用'}用户 {user.username}", "ok")
+        flash((_("已启用用户 %(username)s", username=user.username) if user.active
+               else _("已停用用户 %(username)s", username=user.username)), "ok")
     return redirect(url_for("admin.user_list", q=request.form.get("q", ""), page=request.form.get("page", 1)))
 
 
@@ -228,7 +234,7 @@ def role_list():
             db.session.rollback()
             errors, status = {"code": [err.message]}, err.code
         else:
-            flash(f"已创建角色 {role.name}（{role.code}）", "ok")
+            flash(_("已创建角色 %(name)s（%(code)s）", name=role.name, code=role.code), "ok")
             return redirect(url_for("admin.role_list"))
     counts = dict(db.session.execute(sa.text(
         "SELECT role_code, COUNT(DISTINCT user_id) FROM memberships GROUP BY role_code")).all())
@@ -247,12 +253,12 @@ def unit_list():
         code, name, kind = form.get("code", "").strip(), form.get("name", "").strip(), form.get("kind", "")
         parent_code = form.get("parent", "").strip()
         if not code:
-            errors["code"] = ["请填写单位编码"]
+            errors["code"] = [_("请填写单位编码")]
         if not name:
-            errors["name"] = ["请填写单位名称"]
+            errors["name"] = [_("请填写单位名称")]
         parent = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == parent_code)) if parent_code else None
         if parent_code and parent is None:
-            errors["parent"] = ["上级单位不存在"]
+            errors["parent"] = [_("上级单位不存在")]
         if not errors:
             try:
                 org.create_unit(code, name, kind, parent)
@@ -263,7 +269,7 @@ def unit_list():
         if errors:
             status = 422
         else:
-            flash(f"已创建单位 {name}", "ok")
+            flash(_("已创建单位 %(name)s", name=name), "ok")
             return redirect(url_for("admin.unit_list"))
     units = org.list_units()
     return render_template("admin/org_units.html", units=units, kinds=UNIT_KINDS, kind_labels=UNIT_KIND_LABELS,

@@ -235,10 +235,10 @@ def _parse_point(form) -> tuple[dict, dict, dict]:
         try:
             values[name] = float(text)
         except ValueError:
-            errors[name] = ["请填写数字"]
+            errors[name] = [gettext("请填写数字")]
     for name in ("code", "name", "element"):
         if not typed[name]:
-            errors[name] = ["必填"]
+            errors[name] = [gettext("必填")]
     return typed, values, errors
 
 
@@ -260,13 +260,13 @@ def point_edit(point_id=None):
         return _render_point(point, typed)
     typed, values, errors = _parse_point(request.form)
     if errors:
-        return _render_point(point, typed, errors, "质控点信息有误，请检查标出的字段", 422)
+        return _render_point(point, typed, errors, gettext("质控点信息有误，请检查标出的字段"), 422)
     try:
         saved = quality.save_point(current_user, values, point_id)
     except Invalid as err:
         db.session.rollback()
         # The message of each field stands beside it; the top only says where to look.
-        message = "质控点信息有误，请检查标出的字段" if err.errors else err.message
+        message = gettext("质控点信息有误，请检查标出的字段") if err.errors else err.message
         return _render_point(point, typed, err.errors or {}, message, 422)
-    flash(f"质控点「{saved.name}」已保存", "ok")
+    flash(gettext("质控点「%(name)s」已保存", name=saved.name), "ok")
     return redirect(url_for("quality_web.point_list", level=saved.level_code))

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from hall import security
@@ -26,14 +28,16 @@ from hall.web import forms
 bp = Blueprint("web", __name__)
 
 PAGE_SIZE = 20
-STATE_LABELS = {"running": "进行中", "completed": "已办结", "terminated": "已终止", "suspended": "已挂起",
-                "error": "出错", "ready": "待办理", "blocked": "等待加签", "cancelled": "已取消"}
+STATE_LABELS = {
+    "running": _l("进行中"), "completed": _l("已办结"), "terminated": _l("已终止"), "suspended": _l("已挂起"),
+    "error": _l("出错"), "ready": _l("待办理"), "blocked": _l("等待加签"), "cancelled": _l("已取消"),
+}
 EVENT_LABELS = {
-    "started": "发起", "task_created": "到达", "task_completed": "提交", "returned": "退回",
-    "transferred": "转办", "signer_added": "加签", "signed": "加签意见", "commented": "评论",
-    "claimed": "认领", "released": "释放", "attached": "上传附件", "urged": "催办", "withdrawn": "撤销",
-    "suspended": "挂起", "resumed": "恢复", "terminated": "终止", "retried": "重试", "completed": "办结",
-    "error": "出错", "timer_fired": "定时触发",
+    "started": _l("发起"), "task_created": _l("到达"), "task_completed": _l("提交"), "returned": _l("退回"),
+    "transferred": _l("转办"), "signer_added": _l("加签"), "signed": _l("加签意见"), "commented": _l("评论"),
+    "claimed": _l("认领"), "released": _l("释放"), "attached": _l("上传附件"), "urged": _l("催办"),
+    "withdrawn": _l("撤销"), "suspended": _l("挂起"), "resumed": _l("恢复"), "terminated": _l("终止"),
+    "retried": _l("重试"), "completed": _l("办结"), "error": _l("出错"), "timer_fired": _l("定时触发"),
 }
 
 
@@ -47,7 +51,7 @@ def _template_helpers(state):
     # Globals rather than context, so that imported macros see them too.
     state.app.jinja_env.globals.update(csrf_token=csrf_token, local_time=local_time, file_size=file_size,
                                        is_overdue=is_overdue,
-                                       state_label=lambda s: STATE_LABELS.get(s, s))
+                                       state_label=lambda s: str(STATE_LABELS.get(s, s)))
 
 
 @bp.before_request
@@ -57,7 +61,7 @@ def _check_csrf():
         if not sent or not hmac.compare_digest(sent, session.get("_csrf", "")):
             audit.record("csrf_refused", current_user.username if current_user.is_authenticated else None,
                          field=bool(sent))
-            return render_error(400, "页面已过期或来源不明，请刷新页面后重试")
+            return render_error(400, _("页面已过期或来源不明，请刷新页面后重试"))
     return None
 
 
@@ -156,7 +160,7 @@ def start(key):
     for task in processes.instance_tasks(instance):
         if task.state == "ready" and tasks.may_act(task, current_user):
             return redirect(url_for("web.task", task_id=task.id))
-    flash("申请已发起", "ok")
+    flash(_("申请已发起"), "ok")
     return redirect(url_for("web.instance", instance_id=instance.id))
 
 
@@ -244,25 +248,25 @@ def task_action(task_id):
     try:
         if action == "submit":
             tasks.complete_task(task.id, current_user, data, expected_version=version)
-            flash("已提交", "ok")
+            flash(_("已提交"), "ok")
             return redirect(url_for("web.instance", instance_id=task.instance_id))
         if action == "draft":
             tasks.save_draft(task.id, current_user, data)
-            flash("草稿已保存", "ok")
+            flash(_("草稿已保存"), "ok")
         elif action == "return":
             tasks.return_task(task.id, current_user, request.form.get("reason", ""), expected_version=version)
-            flash("已退回", "ok")
+            flash(_("已退回"), "ok")
             return redirect(url_for("web.instance", instance_id=task.instance_id))
         elif action == "transfer":
             tasks.transfer_task(task.id, current_user, request.form.get("username", "").strip())
-            flash("已转办", "ok")
+            flash(_("已转办"), "ok")
             return redirect(url_for("web.task_list"))
         elif action == "add_signer":
             tasks.add_signer(task.id, current_user, request.form.get("signer", "").strip())
-            flash("已加签，待加签人处理后再提交", "ok")
+            flash(_("已加签，待加签人处理后再提交"), "ok")
         elif action == "comment":
             tasks.add_comment(task.id, current_user, request.form.get("body", ""))
-            flash("评论已发表", "ok")
+            flash(_("评论已发表"), "ok")
         else:
             abort(400)
     except Invalid as err:
@@ -291,13 +295,13 @@ def task_attach(task_id):
     upload = request.files.get("file")
     try:
         if upload is None or not upload.filename:
-            raise Invalid("请选择要上传的文件", errors={"file": ["请选择要上传的文件"]})
+            raise Invalid(_("请选择要上传的文件"), errors={"file": [_("请选择要上传的文件")]})
         attachment = tasks.add_attachment(task.id, current_user, upload.filename, upload.stream)
     except PayloadTooLarge:
         db.session.rollback()
         limit = file_size(current_app.config["MAX_ATTACHMENT_BYTES"])
         return _render_task(tasks.get_task(task_id, current_user), status=413,
-                            upload_errors=[f"文件过大，单个附件不能超过 {limit}"])
+                            upload_errors=[_("文件过大，单个附件不能超过 %(limit)s", limit=limit)])
     except Invalid as err:
         db.session.rollback()
         return _render_task(tasks.get_task(task_id, current_user), status=422, upload_errors=[err.message])
@@ -305,7 +309,7 @@ def task_attach(task_id):
         db.session.rollback()
         flash(err.message, "error")
         return redirect(url_for("web.task", task_id=task_id))
-    flash(f"已上传附件「{attachment.filename}」", "ok")
+    flash(_("已上传附件「%(name)s」", name=attachment.filename), "ok")
     return redirect(url_for("web.task", task_id=task_id) + "#attachments")
 
 
@@ -320,26 +324,27 @@ def attachment(attachment_id):
 # -- an instance -------------------------------------------------------------------------------------
 
 def _event_text(event, names: dict[str, str], holders: dict[int, str]) -> str:
-    """What happened, in Chinese, with the step and the people it names."""
+    """What happened, in the page's language, with the step and the people it names."""
     step = names.get(event.element_id or "", "")
     data = event.data or {}
     if event.kind == "task_created":
         who = holders.get(event.task_id or 0)
-        return f"流转至「{step or '下一步'}」" + (f"，由{who}办理" if who else "")
+        return (_("流转至「%(step)s」", step=step or _("下一步"))
+                + (_("，由%(who)s办理", who=who) if who else ""))
     if event.kind in ("task_completed", "returned", "signed") and step:
-        text = f"{EVENT_LABELS[event.kind]}「{step}」"
+        text = _("%(action)s「%(step)s」", action=EVENT_LABELS[event.kind], step=step)
         if event.kind == "returned" and data.get("return_reason"):
-            text += f"：{data['return_reason']}"
+            text += _("：%(reason)s", reason=data["return_reason"])
         return text
     if event.kind == "transferred":
-        return f"转办给 {data.get('to_name') or data.get('to', '')}"
+        return _("转办给 %(name)s", name=data.get("to_name") or data.get("to", ""))
     if event.kind == "signer_added":
-        return f"加签 {data.get('signer_name') or data.get('signer', '')}"
+        return _("加签 %(name)s", name=data.get("signer_name") or data.get("signer", ""))
     if event.kind == "commented":
-        return f"评论：{data.get('body', '')}"
+        return _("评论：%(body)s", body=data.get("body", ""))
     if event.kind == "error":
-        return f"出错：{data.get('message', '')}"
-    return EVENT_LABELS.get(event.kind, event.kind)
+        return _("出错：%(message)s", message=data.get("message", ""))
+    return str(EVENT_LABELS.get(event.kind, event.kind))
 
 
 def _role_names(task) -> str:
@@ -347,7 +352,7 @@ def _role_names(task) -> str:
     if not roles:
         return ""
     labels = dict(db.session.execute(sa.select(Role.code, Role.name).where(Role.code.in_(roles))).all())
-    return "、".join(labels.get(r, r) for r in roles)
+    return _("、").join(labels.get(r, r) for r in roles)
 
 
 @bp.route("/instances/<int:instance_id>")
@@ -362,11 +367,11 @@ def instance(instance_id):
     open_tasks = [t for t in all_tasks if t.state in processes.OPEN_TASK_STATES]
     # Who a step went to: its first assignee, or the role of its candidates when it waits to be claimed.
     holders = {t.id: (t.assignee.name if t.assignee else _role_names(t)) for t in all_tasks}
-    timeline = [{"event": e, "label": EVENT_LABELS.get(e.kind, e.kind), "text": _event_text(e, names, holders)}
+    timeline = [{"event": e, "label": str(EVENT_LABELS.get(e.kind, e.kind)), "text": _event_text(e, names, holders)}
                 for e in history]
     return render_template(
         "instance.html", instance=inst, timeline=timeline, open_tasks=open_tasks,
-        state_text="已撤销" if withdrawn else STATE_LABELS.get(inst.state, inst.state),
+        state_text=_("已撤销") if withdrawn else str(STATE_LABELS.get(inst.state, inst.state)),
         steps=_earlier_steps(inst), is_starter=inst.starter_id == current_user.id,
         my_task=next((t for t in open_tasks if tasks.may_act(t, current_user)), None),
     )
@@ -378,10 +383,10 @@ def instance_action(instance_id, action):
     try:
         if action == "withdraw":
             processes.withdraw_instance(instance_id, current_user)
-            flash("申请已撤销", "ok")
+            flash(_("申请已撤销"), "ok")
         else:
             processes.urge_instance(instance_id, current_user)
-            flash("已催办，办理人会收到提醒", "ok")
+            flash(_("已催办，办理人会收到提醒"), "ok")
     except HallError as err:
         db.session.rollback()
         flash(err.message, "error")
