@@ -15,7 +15,6 @@ from uuid import UUID
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -415,6 +414,3 @@ def _plain(data: dict) -> dict:
     """Task data must stay JSON: refuse anything else early instead of failing at serialization."""
     return json.loads(json.dumps(data or {}, ensure_ascii=False, default=str))
 
-
-def xml_of(element) -> str:
-    return etree.tostring(element, encoding="unicode")

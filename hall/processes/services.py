@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -433,7 +433,7 @@ def _due(properties: dict, now: datetime, data: dict | None = None) -> datetime 
                 value = value.get(part) if isinstance(value, dict) else None
             if isinstance(value, str) and value:
                 due = datetime.fromisoformat(value)
-                return due if due.tzinfo else due.replace(tzinfo=timezone.utc)
+                return due if due.tzinfo else due.replace(tzinfo=UTC)
         if properties.get("dueInDays"):
             return now + timedelta(days=float(properties["dueInDays"]))
         if properties.get("dueInHours"):

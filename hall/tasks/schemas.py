@@ -1,6 +1,6 @@
 """Marshmallow schemas of human tasks."""
 
-from datetime import timezone
+from datetime import UTC
 
 from marshmallow import Schema, fields, validate
 
@@ -65,7 +65,7 @@ class ReturnSchema(Schema):
 class PersonSchema(Schema):
     username = fields.String(required=True)
     comment = fields.String(load_default=None, allow_none=True)
-    due_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=timezone.utc)
+    due_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=UTC)
 
 
 class CommentInSchema(Schema):

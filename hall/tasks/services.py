@@ -8,10 +8,9 @@ instance, the task and what follows in one short transaction (see processes.serv
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -22,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from hall.accounts.models import User
 from hall.db_types import utcnow
-from hall.errors import BadRequest, Conflict, Forbidden, HallError, Invalid, NotFound, PayloadTooLarge
+from hall.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge
 from hall.extensions import db
 from hall.processes import registry
 from hall.processes import services as processes
@@ -451,7 +450,7 @@ def transfer_task(task_id: int, user: User, username: str, comment: str | None =
 
 
 def _future(due_at: datetime) -> datetime:
-    due_at = due_at if due_at.tzinfo else due_at.replace(tzinfo=timezone.utc)
+    due_at = due_at if due_at.tzinfo else due_at.replace(tzinfo=UTC)
     if due_at <= utcnow():
         raise Invalid("截止时间不能早于现在", errors={"due_at": ["截止时间不能早于现在"]})
     return due_at
@@ -589,20 +588,7 @@ def attachment_file(attachment_id: int, user: User) -> tuple[Attachment, Path]:
     return attachment, Path(current_app.config["ATTACHMENT_DIR"]) / attachment.storage_key
 
 
-def guess_type(filename: str) -> str:
-    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
-
-def parse_since(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"日期格式不正确：{value}") from None
-
-
-__all__ = ["HallError"]
 
 
 def can_return(task: HumanTask) -> bool:
