@@ -398,7 +398,8 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
         events += [InstanceEvent(instance_id=instance.id, task_id=task_id, element_id=row["element_id"],
                                  kind="task_created", at=now) for task_id, row in zip(ids, rows, strict=True)]
     if outcome.timers:
-        waiting = set(instance_timer_ids(instance))
+        # A new instance has no timer rows yet; a running one may already wait on some of these.
+        waiting = set() if expected_version is None else set(instance_timer_ids(instance))
         fresh = [t for t in outcome.timers if t[0] not in waiting]
         db.session.add_all(Timer(instance_id=instance.id, engine_task_id=tid, element_id=element, due_at=due)
                            for tid, element, due in fresh)
@@ -415,9 +416,7 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
 
 
 def instance_timer_ids(instance: ProcessInstance) -> list[str]:
-    """Engine task ids of the timers this instance already has rows for (read from its state's projection)."""
-    if instance.version in (0, 1) and not instance.id:
-        return []
+    """Engine task ids of the unfired timers this instance already has rows for."""
     return list(db.session.scalars(sa.select(Timer.engine_task_id).where(
         Timer.instance_id == instance.id, Timer.fired_at.is_(None)
     )))
