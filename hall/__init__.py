@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 from flask import Flask, jsonify, redirect, request, url_for
 from sqlalchemy import event
 from sqlalchemy.engine import Engine as SAEngine
@@ -27,6 +25,9 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_root() / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
+    from hall.accounts import cache as user_cache
+
+    user_cache.init_app(app)
     api.init_app(app)
 
     from hall import access, security
@@ -125,19 +126,9 @@ def _register_errors(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str):
-        return db.session.execute(_user_by_id(), {"user_id": int(user_id)}).scalar_one_or_none()
+        from hall.accounts import cache
 
-
-@functools.cache
-def _user_by_id():
-    """The signed-in user's statement, built once (it runs on every request). Memberships load on first
-    use only: most requests, a submit by the task's assignee among them, never need them."""
-    import sqlalchemy as sa
-    from sqlalchemy.orm import lazyload
-
-    from hall.accounts.models import User
-
-    return sa.select(User).where(User.id == sa.bindparam("user_id")).options(lazyload(User.memberships))
+        return cache.load_user(int(user_id))
 
 
 def _register_web(app: Flask) -> None:

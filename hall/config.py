@@ -39,6 +39,8 @@ class Config:
         self.TIMER_POLL_SECONDS = float(_env("TIMER_POLL_SECONDS", 5))
         self.SCRIPT_STEP_BUDGET = _int("SCRIPT_STEP_BUDGET", 200_000)
         self.SCRIPT_TIME_BUDGET = float(_env("SCRIPT_TIME_BUDGET", 1.0))
+        # How long an app server process may reuse a signed-in user's row (hall/accounts/cache.py); 0: never.
+        self.USER_CACHE_SECONDS = float(_env("USER_CACHE_SECONDS", 5))
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = _env("SESSION_COOKIE_SECURE", "0") == "1"

@@ -16,11 +16,14 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import os
 import re
 import secrets
+import time
+from collections import OrderedDict
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -59,7 +62,27 @@ class TooManyAttempts(HallError):
 
 class HallSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie session that remembers when a cookie was tampered with, and marks the cookie
-    Secure on https even when the setting is off."""
+    Secure on https even when the setting is off.
+
+    A verified cookie is remembered (per secret key, the last VERIFIED_CAPACITY cookies): the same cookie
+    on the next request of that person skips the signature check and the decoding, which cost more than
+    anything else in a request that does little. Its age is still checked against the session lifetime,
+    and every request gets its own copy of the data."""
+
+    VERIFIED_CAPACITY = 4096
+
+    def __init__(self) -> None:
+        self._verified: OrderedDict[tuple[str, str], tuple[dict, float]] = OrderedDict()
+        self._serializers: dict[str, object] = {}
+
+    def get_signing_serializer(self, app):
+        key = app.secret_key
+        if not key:
+            return None
+        serializer = self._serializers.get(key)
+        if serializer is None:
+            serializer = self._serializers[key] = super().get_signing_serializer(app)
+        return serializer
 
     def open_session(self, app, request):
         serializer = self.get_signing_serializer(app)
@@ -68,14 +91,26 @@ class HallSessionInterface(SecureCookieSessionInterface):
         value = request.cookies.get(self.get_cookie_name(app))
         if not value:
             return self.session_class()
+        max_age = app.permanent_session_lifetime.total_seconds()
+        cache_key = (app.secret_key, value)
+        cached = self._verified.get(cache_key)
+        if cached is not None and time.time() - cached[1] <= max_age:
+            return self.session_class(copy.deepcopy(cached[0]))
         try:
-            max_age = int(app.permanent_session_lifetime.total_seconds())
-            return self.session_class(serializer.loads(value, max_age=max_age))
+            data, signed_at = serializer.loads(value, max_age=int(max_age), return_timestamp=True)
         except SignatureExpired:
+            self._verified.pop(cache_key, None)
             return self.session_class()
         except BadSignature:
             request.environ["hall.session_tampered"] = True
             return self.session_class()
+        self._verified[cache_key] = (copy.deepcopy(data), signed_at.timestamp())
+        while len(self._verified) > self.VERIFIED_CAPACITY:
+            try:
+                self._verified.popitem(last=False)
+            except KeyError:  # another thread emptied it first
+                break
+        return self.session_class(data)
 
     def get_cookie_secure(self, app) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure

@@ -55,7 +55,8 @@ def app(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def clean_db(app):
-    """Each test starts on empty tables (and an empty spec cache, since ids restart)."""
+    """Each test starts on empty tables (and empty spec and user caches, since ids restart)."""
+    from hall.accounts import cache as user_cache
     from hall.processes import registry
 
     with app.app_context():
@@ -69,6 +70,7 @@ def clean_db(app):
                 for table in tables:
                     conn.execute(table.delete())
         registry.clear()
+        user_cache.forget_everything()
     yield
 
 

@@ -353,9 +353,14 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
         if result.rowcount != 1:
             db.session.rollback()
             raise Conflict("流程实例已被他人更新，请刷新后重试")
-        # The row is already written: record the new values as loaded, so no flush writes them again.
-        for name, value in dict(values, version=expected_version + 1).items():
-            set_committed_value(instance, name, value)
+        # The row is already written: record the new values as loaded, so no flush writes them again (an
+        # instance read with Core for a submit is a plain object: its attributes are simply set).
+        written = dict(values, version=expected_version + 1)
+        if hasattr(instance, "_sa_instance_state"):
+            for name, value in written.items():
+                set_committed_value(instance, name, value)
+        else:
+            instance.__dict__.update(written)
 
     if open_tasks is None:
         open_tasks = list(db.session.scalars(sa.select(HumanTask).where(

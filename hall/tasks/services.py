@@ -7,6 +7,7 @@ instance, the task and what follows in one short transaction (see processes.serv
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import uuid
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from flask import current_app
 from jsonschema import Draft202012Validator
 from sqlalchemy.orm import contains_eager, lazyload, selectinload
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from hall.accounts.models import User
 from hall.db_types import utcnow
@@ -25,7 +26,7 @@ from hall.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge
 from hall.extensions import db
 from hall.processes import registry
 from hall.processes import services as processes
-from hall.processes.models import InstanceEvent, ProcessInstance, ProcessVersion
+from hall.processes.models import InstanceEvent, ProcessDefinition, ProcessInstance, ProcessVersion
 from hall.tasks.models import Attachment, Comment, HumanTask, TaskCandidate
 
 VIEWS = ("open", "mine", "candidate", "completed")
@@ -249,6 +250,70 @@ def _load_for_action(task_id: int):
     return task, [t for t, _ in rows], rows[0][1]
 
 
+class _Loaded:
+    """A row of the submit path read with Core, not the ORM: the attributes the checks, the engine and the
+    response (TaskSchema) read, named as on the models. Building ORM objects for the task, its instance and
+    definition cost more than the statement itself; a submit changes them with guarded UPDATEs anyway."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
+class _TaskRow(_Loaded):
+    @functools.cached_property
+    def candidates(self) -> list[TaskCandidate]:
+        """Who may claim it, read only when someone asks (an assigned task never needs them)."""
+        return list(db.session.scalars(sa.select(TaskCandidate).where(TaskCandidate.task_id == self.id)))
+
+    @property
+    def assignee(self) -> User | None:
+        return db.session.get(User, self.assignee_id) if self.assignee_id is not None else None
+
+    @property
+    def completed_by(self) -> User | None:
+        return db.session.get(User, self.completed_by_id) if self.completed_by_id is not None else None
+
+
+_T, _I = HumanTask.__table__, ProcessInstance.__table__
+_TASK_COLUMNS = ("id", "instance_id", "engine_task_id", "element_id", "name", "kind", "lane", "state", "assignee_id",
+                 "form_key", "parent_task_id", "due_at", "version", "created_at", "completed_by_id", "completed_at")
+_INSTANCE_COLUMNS = ("id", "state", "title", "workflow", "version", "starter_id", "org_unit_id", "subject_id",
+                     "process_version_id", "definition_id")
+
+
+def _select_for_complete():
+    """The statement of _load_for_complete, built once (see _select_for_action): the task and the other open
+    tasks of its instance, each row with the instance's columns, its version's content hash and the
+    definition's key and visibleTo roles."""
+    definition = ProcessDefinition.__table__
+    target_instance = sa.select(_T.c.instance_id).where(_T.c.id == sa.bindparam("task_id")).scalar_subquery()
+    return (
+        sa.select(*(_T.c[name] for name in _TASK_COLUMNS),
+                  *(_I.c[name].label("i_" + name) for name in _INSTANCE_COLUMNS), ProcessVersion.__table__.c.content_hash, definition.c.key.label("d_key"),
+                  definition.c.visible_to.label("d_visible_to"))
+        .select_from(_T.join(_I, _I.c.id == _T.c.instance_id)
+                     .join(ProcessVersion.__table__, ProcessVersion.__table__.c.id == _I.c.process_version_id)
+                     .join(definition, definition.c.id == _I.c.definition_id))
+        .where(_T.c.instance_id == target_instance,
+               sa.or_(_T.c.id == sa.bindparam("task_id"), _T.c.state.in_(processes.OPEN_TASK_STATES)))
+    )
+
+
+_SELECT_FOR_COMPLETE = _select_for_complete()
+
+
+def _load_for_complete(task_id: int):
+    """Like _load_for_action, with Core rows instead of ORM objects: (task, open tasks, content hash)."""
+    rows = db.session.connection().execute(_SELECT_FOR_COMPLETE, {"task_id": task_id}).all()
+    mine = next((row for row in rows if row.id == task_id), None)
+    if mine is None:
+        raise NotFound(f"待办 {task_id} 不存在")
+    instance = _Loaded(**{name: getattr(mine, "i_" + name) for name in _INSTANCE_COLUMNS},
+                       definition=_Loaded(key=mine.d_key, visible_to=mine.d_visible_to))
+    tasks = [_TaskRow(instance=instance, **{name: getattr(row, name) for name in _TASK_COLUMNS}) for row in rows]
+    return next(t for t in tasks if t.id == task_id), tasks, mine.content_hash
+
+
 def _check_open(task: HumanTask, user: User, expected_version: int | None) -> None:
     if not may_act(task, user):
         if may_see(task, user):
@@ -319,10 +384,10 @@ def _writes_in_one_statement() -> bool:
 def complete_task(task_id: int, user: User, data: dict, expected_version: int | None,
                   decision: str = "completed") -> HumanTask:
     """Complete an open task *user* may act on; a stale version is a conflict, not a retry."""
-    task, open_tasks, content_hash = _load_for_action(task_id)
+    task, open_tasks, content_hash = _load_for_complete(task_id)
     _check_open(task, user, expected_version)
     if task.kind == "sign":
-        return _complete_sign(task, user, data)
+        return _complete_sign(db.session.get(HumanTask, task.id), user, data)
     if any(t.kind == "sign" and t.parent_task_id == task.id and t.state == "ready" for t in open_tasks):
         raise Conflict("加签人尚未处理完毕，暂不能提交")
     instance = task.instance
@@ -352,10 +417,14 @@ def complete_task(task_id: int, user: User, data: dict, expected_version: int | 
         _complete_row(task, user.id, now, data)
         processes.apply_outcome(instance, process, outcome, events, expected_version=instance.version,
                                 open_tasks=open_tasks, finished_task_id=task.id)
-    for name, value in dict(state="completed", version=task.version + 1, completed_by_id=user.id, completed_at=now,
-                            submitted=data, assignee_id=user.id, draft=None).items():
-        set_committed_value(task, name, value)
+    task.__dict__.update(state="completed", version=task.version + 1, completed_by_id=user.id, completed_at=now,
+                         submitted=data, assignee_id=user.id, draft=None)
     processes.commit_keeping_loaded()
+    # The caller may hold ORM objects of this task or instance from before (a page, a job): they are stale now.
+    for model, key in ((HumanTask, task.id), (ProcessInstance, instance.id)):
+        loaded = db.session.identity_map.get(identity_key(model, key))
+        if loaded is not None:
+            db.session.expire(loaded)
     return task
 
 
