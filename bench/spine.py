@@ -439,12 +439,14 @@ def run(kind: str, submits: int, starts: int, workers: int, clients: int, per_cl
         with server(url, folder, workers) as (port, master), app.app_context():
             cycles = EngineCycles(app)
             result.update(cycles.sizes)
+            # The same cycles back to back, before any HTTP: every cache warm (the textbook microbenchmark).
+            for _ in range(max(200, submits // 2)):
+                cycles.once()
+            result["spiff_loop"], result["raw_loop"] = cycles.samples["spiff"][50:], cycles.samples["raw"][50:]
+            cycles.samples = {"spiff": [], "raw": []}
             client = Client(port).login()
             submit_latency(client, 100)  # warm-up: imports, spec caches, connection pools
             start_latency(client, 20)
-            for _ in range(50):
-                cycles.once()
-            cycles.samples = {"spiff": [], "raw": []}
             rss_warm = {pid: rss_kb(pid) for pid in children(master)}
             result["submit"] = submit_latency(client, submits, cycles)
             result.update(cycles.samples)
@@ -483,10 +485,14 @@ def table(results: dict[str, dict], submits: int, clients: int) -> str:
         "complete one task → serialize_json → JSON text; one after each timed submit", "", pair("spiff"))
     row("hall's own engine cycle (for comparison), ms median / p95: JSON → restore against the cached spec → "
         "complete → dump → JSON; one after each timed submit", "", pair("raw"))
+    row("the same two cycles back to back, without HTTP in between (warm caches), ms median: raw SpiffWorkflow / "
+        "hall", "", lambda r: f"{ms(statistics.median(r['spiff_loop']))} / {ms(statistics.median(r['raw_loop']))}")
     row(f"task submit over HTTP, ms median / p95 ({submits} submits)", "≤ 5 median", pair("submit"))
     row("instance start over HTTP, ms median / p95", "≤ 8 median", pair("start"))
     row("**budget ratio**: submit median ÷ raw SpiffWorkflow cycle median", "≤ 3",
         lambda r: f"{statistics.median(r['submit']) / statistics.median(r['spiff']):.2f}")
+    row("submit median ÷ raw SpiffWorkflow cycle median back to back (comparison: warm caches flatter the cycle)",
+        "", lambda r: f"{statistics.median(r['submit']) / statistics.median(r['spiff_loop']):.2f}")
     row("submit median ÷ the hall's own engine cycle median (comparison)", "",
         lambda r: f"{statistics.median(r['submit']) / statistics.median(r['raw']):.2f}")
     row(f"submits/s, {clients} clients", "≥ 300 (PostgreSQL)", lambda r: f"{r['per_second']:.0f}")

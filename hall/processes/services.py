@@ -7,6 +7,7 @@ together with the task projection and the history events.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -318,15 +319,28 @@ _INSERT_TIMERS = sa.insert(Timer.__table__)
 _INSERT_EVENTS = sa.insert(InstanceEvent.__table__).values(data=sa.bindparam("data", type_=sa.JSON(none_as_null=True)))
 
 
+class TaskWrite:
+    """The completing write of a submitted task, for apply_outcome to put in front of the instance's write in
+    the same statement on PostgreSQL (the task changes only if its version and state are still as read)."""
+
+    __slots__ = ("task_id", "old_version", "user_id", "submitted")
+
+    def __init__(self, task_id: int, old_version: int, user_id: int, submitted: dict):
+        self.task_id, self.old_version, self.user_id, self.submitted = task_id, old_version, user_id, submitted
+
+
 def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: Outcome,
                   events: list[InstanceEvent], expected_version: int | None,
                   open_tasks: list[HumanTask] | None = None, finished_task_id: int | None = None,
-                  instance_write: tuple | None = None) -> None:
+                  instance_write: tuple | None = None, task_write: TaskWrite | None = None) -> None:
     """Write an engine outcome: the instance (version-guarded), new/cancelled tasks, timers, events.
 
     `open_tasks` are the instance's open tasks as read before the engine ran; when None they are read here.
     `instance_write` is (statement, extra parameters) replacing the plain instance UPDATE: one built with
     `instance_write_guarded_by`, which writes another guarded row in the same statement.
+    `task_write` (a submit on PostgreSQL): the finished task's write, the instance's, the cancelled and new
+    tasks, their candidates and the events all go in one statement (see _one_statement), one round trip
+    where there would be five; an outcome with timers takes the general path.
     Raises Conflict when another request changed the instance in between.
     """
     now = utcnow()
@@ -339,28 +353,21 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
         error_element=outcome.error_element,
         ended_at=now if state == "completed" else None,
     )
+    in_one_statement = task_write is not None and not outcome.timers and expected_version is not None
     if expected_version is None:  # a new instance, flushed by this transaction
         for name, value in values.items():
             setattr(instance, name, value)
         instance.version = 1
         db.session.flush()
-    else:
+    elif not in_one_statement:
         statement, extra = instance_write or (_WRITE_INSTANCE, None)
         params = dict(values, instance_id=instance.id, old_version=expected_version, new_version=expected_version + 1)
         if extra:
             params.update(extra)
-        result = db.session.execute(statement, params)
+        result = db.session.connection().execute(statement, params)
         if result.rowcount != 1:
             db.session.rollback()
             raise Conflict("流程实例已被他人更新，请刷新后重试")
-        # The row is already written: record the new values as loaded, so no flush writes them again (an
-        # instance read with Core for a submit is a plain object: its attributes are simply set).
-        written = dict(values, version=expected_version + 1)
-        if hasattr(instance, "_sa_instance_state"):
-            for name, value in written.items():
-                set_committed_value(instance, name, value)
-        else:
-            instance.__dict__.update(written)
 
     if open_tasks is None:
         open_tasks = list(db.session.scalars(sa.select(HumanTask).where(
@@ -371,53 +378,177 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
     # Tasks the engine no longer offers (an interrupting timer, termination) are cancelled.
     stale = [t.id for t in open_tasks if t.id != finished_task_id and
              (t.engine_task_id not in ready_ids or t.kind == "sign" and t.parent_task_id == finished_task_id)]
-    if stale:
-        db.session.execute(
-            sa.update(HumanTask).where(HumanTask.id.in_(stale))
-            .values(state="cancelled", version=HumanTask.version + 1)
-            .execution_options(synchronize_session=False)
-        )
+    rows, assignments = [], []
     new = [r for r in outcome.ready if r.engine_task_id not in known]
     if new:
         resolver = AssignmentResolver(instance)
-        rows = []
-        assignments = []
         for ready in new:
             assignment = resolver.resolve(ready.lane, ready.properties, ready.data)
             assignments.append(assignment)
             rows.append(dict(
                 instance_id=instance.id, engine_task_id=ready.engine_task_id, element_id=ready.element_id,
                 name=ready.name, lane=ready.lane, form_key=ready.form_key, ui_form_key=ready.ui_form_key,
-                assignee_id=assignment.assignee_id, due_at=_due(ready.properties, now, ready.data) or ready.due_at, kind="user",
-                state="ready", version=1, created_at=now,
+                assignee_id=assignment.assignee_id, due_at=_due(ready.properties, now, ready.data) or ready.due_at,
+                kind="user", state="ready", version=1, created_at=now,
             ))
-        # Core inserts, not the unit of work: the rows are not needed as objects in this request, and
-        # one INSERT … RETURNING per table is what the flush would send anyway, at a fraction of its cost.
-        ids = db.session.execute(_INSERT_TASKS, rows).scalars().all()
-        candidates = [
-            dict(task_id=task_id, user_id=user_id, role_code=role, org_unit_id=unit)
-            for task_id, assignment in zip(ids, assignments, strict=True) for (user_id, role, unit) in assignment.candidates
-        ]
-        if candidates:
-            db.session.execute(_INSERT_CANDIDATES, candidates)
-        events += [InstanceEvent(instance_id=instance.id, task_id=task_id, element_id=row["element_id"],
-                                 kind="task_created", at=now) for task_id, row in zip(ids, rows, strict=True)]
-    if outcome.timers:
-        # A new instance has no timer rows yet; a running one may already wait on some of these.
-        waiting = set() if expected_version is None else set(instance_timer_ids(instance))
-        fresh = [t for t in outcome.timers if t[0] not in waiting]
-        db.session.add_all(Timer(instance_id=instance.id, engine_task_id=tid, element_id=element, due_at=due)
-                           for tid, element, due in fresh)
+    given = [dict(instance_id=instance.id, task_id=e.task_id, element_id=e.element_id, kind=e.kind,
+                  actor_id=e.actor_id, at=e.at or now, data=e.data) for e in events]
+    tail = []
     if state == "completed":
-        events.append(InstanceEvent(instance_id=instance.id, kind="completed", at=now))
+        tail.append(dict(instance_id=instance.id, task_id=None, element_id=None, kind="completed", actor_id=None,
+                         at=now, data=None))
     elif state == "error":
-        events.append(InstanceEvent(instance_id=instance.id, kind="error", element_id=outcome.error_element,
-                                    at=now, data={"message": outcome.error_message}))
-    db.session.execute(_INSERT_EVENTS, [
-        dict(instance_id=instance.id, task_id=e.task_id, element_id=e.element_id, kind=e.kind, actor_id=e.actor_id,
-             at=e.at or now, data=e.data) for e in events
-    ])
-    db.session.flush()
+        tail.append(dict(instance_id=instance.id, task_id=None, element_id=outcome.error_element, kind="error",
+                         actor_id=None, at=now, data={"message": outcome.error_message}))
+
+    if in_one_statement:
+        _one_statement(instance, expected_version, values, task_write, stale, rows, assignments, given, tail, now)
+    else:
+        if stale:
+            db.session.execute(
+                sa.update(HumanTask).where(HumanTask.id.in_(stale))
+                .values(state="cancelled", version=HumanTask.version + 1)
+                .execution_options(synchronize_session=False)
+            )
+        created = []
+        if rows:
+            # Core inserts, not the unit of work: the rows are not needed as objects in this request, and
+            # one INSERT … RETURNING per table is what the flush would send anyway, at a fraction of its cost.
+            ids = db.session.connection().execute(_INSERT_TASKS, rows).scalars().all()
+            candidates = [
+                dict(task_id=task_id, user_id=user_id, role_code=role, org_unit_id=unit)
+                for task_id, assignment in zip(ids, assignments, strict=True)
+                for (user_id, role, unit) in assignment.candidates
+            ]
+            if candidates:
+                db.session.connection().execute(_INSERT_CANDIDATES, candidates)
+            created = [dict(instance_id=instance.id, task_id=task_id, element_id=row["element_id"],
+                            kind="task_created", actor_id=None, at=now, data=None)
+                       for task_id, row in zip(ids, rows, strict=True)]
+        if outcome.timers:
+            # A new instance has no timer rows yet; a running one may already wait on some of these.
+            waiting = set() if expected_version is None else set(instance_timer_ids(instance))
+            fresh = [t for t in outcome.timers if t[0] not in waiting]
+            db.session.add_all(Timer(instance_id=instance.id, engine_task_id=tid, element_id=element, due_at=due)
+                               for tid, element, due in fresh)
+        db.session.connection().execute(_INSERT_EVENTS, given + created + tail)
+        db.session.flush()
+
+    if expected_version is not None:
+        # The row is already written: record the new values as loaded, so no flush writes them again (an
+        # instance read with Core for a submit is a plain object: its attributes are simply set).
+        written = dict(values, version=expected_version + 1)
+        if hasattr(instance, "_sa_instance_state"):
+            for name, value in written.items():
+                set_committed_value(instance, name, value)
+        else:
+            instance.__dict__.update(written)
+
+
+# -- a submit's whole write as one PostgreSQL statement ---------------------------------------------------
+
+def _one_statement(instance, expected_version: int, values: dict, task_write: TaskWrite, stale: list[int],
+                   rows: list[dict], assignments: list, given: list[dict], tail: list[dict], now) -> None:
+    """Write a submit with one statement of data-modifying CTEs: the task's guarded UPDATE, the instance's
+    UPDATE guarded by its version and by the task's, then the cancelled tasks, new tasks, their candidates
+    and the events, each only if the instance's write happened. A result of 0 means a guard failed: the
+    transaction is rolled back (409). Events keep the order the general path writes them in."""
+    candidates = [(row["engine_task_id"], user_id, role, unit)
+                  for row, assignment in zip(rows, assignments, strict=True)
+                  for (user_id, role, unit) in assignment.candidates]
+    plain = given + tail
+    sql = _one_statement_sql(len(rows), len(candidates), len(given), len(tail), bool(stale))
+    params = {
+        "task_id": task_write.task_id, "task_old_version": task_write.old_version,
+        "task_new_version": task_write.old_version + 1, "user_id": task_write.user_id, "now": now,
+        "submitted": _json(task_write.submitted),
+        "instance_id": instance.id, "old_version": expected_version, "new_version": expected_version + 1,
+        "workflow": _json(values["workflow"]), "state": values["state"],
+        "current_elements": _json(values["current_elements"]),
+        "completed_elements": _json(values["completed_elements"]),
+        "error_message": values["error_message"], "error_element": values["error_element"],
+        "ended_at": values["ended_at"], "stale": stale,
+    }
+    for i, row in enumerate(rows):
+        params.update({f"n{i}_{name}": row[name] for name in _NEW_TASK_COLUMNS})
+    for i, (engine_task_id, user_id, role, unit) in enumerate(candidates):
+        params.update({f"c{i}_engine_task_id": engine_task_id, f"c{i}_user_id": user_id, f"c{i}_role_code": role,
+                       f"c{i}_org_unit_id": unit})
+    for i, event in enumerate(plain):
+        params.update({f"e{i}_{name}": event[name] for name in ("task_id", "element_id", "kind", "actor_id", "at")})
+        params[f"e{i}_data"] = _json(event["data"]) if event["data"] is not None else None
+    written = db.session.connection().exec_driver_sql(sql, params).scalar_one()
+    if written != 1:
+        db.session.rollback()
+        raise Conflict("流程实例已被他人更新，请刷新后重试")
+
+
+def _json(value) -> str:
+    return json.dumps(value)
+
+
+_NEW_TASK_COLUMNS = ("engine_task_id", "element_id", "name", "lane", "form_key", "ui_form_key", "assignee_id",
+                     "due_at")
+_NEW_TASK_TYPES = ("varchar", "varchar", "varchar", "varchar", "varchar", "varchar", "int", "timestamptz")
+
+
+@functools.lru_cache(maxsize=256)
+def _one_statement_sql(new_tasks: int, candidates: int, given: int, tail: int, stale: bool) -> str:
+    """The statement of _one_statement for one shape (how many new tasks, candidates and events), built once
+    per shape. Parameters are typed where a VALUES list would otherwise leave PostgreSQL guessing."""
+    parts = [
+        "task_done AS (UPDATE human_tasks SET state = 'completed', version = %(task_new_version)s, "
+        "completed_by_id = %(user_id)s, assignee_id = %(user_id)s, completed_at = %(now)s, "
+        "submitted = %(submitted)s::json, draft = NULL "
+        "WHERE id = %(task_id)s AND version = %(task_old_version)s AND state = 'ready' RETURNING id)",
+        "instance_done AS (UPDATE process_instances SET version = %(new_version)s, workflow = %(workflow)s::jsonb, "
+        "state = %(state)s, current_elements = %(current_elements)s::json, "
+        "completed_elements = %(completed_elements)s::json, error_message = %(error_message)s, "
+        "error_element = %(error_element)s, ended_at = %(ended_at)s::timestamptz "
+        "WHERE id = %(instance_id)s AND version = %(old_version)s AND EXISTS (SELECT 1 FROM task_done) "
+        "RETURNING id)",
+    ]
+    if stale:
+        parts.append("cancelled AS (UPDATE human_tasks SET state = 'cancelled', version = version + 1 "
+                     "WHERE id = ANY(%(stale)s) AND EXISTS (SELECT 1 FROM instance_done))")
+    if new_tasks:
+        values = ", ".join(
+            "(" + ", ".join(f"%(n{i}_{name})s::{kind}" for name, kind in zip(_NEW_TASK_COLUMNS, _NEW_TASK_TYPES,
+                                                                              strict=True)) + f", {i})"
+            for i in range(new_tasks))
+        parts.append(
+            "new_tasks AS (INSERT INTO human_tasks (instance_id, engine_task_id, element_id, name, lane, form_key, "
+            "ui_form_key, assignee_id, due_at, kind, state, version, created_at) "
+            "SELECT %(instance_id)s, v.engine_task_id, v.element_id, v.name, v.lane, v.form_key, v.ui_form_key, "
+            "v.assignee_id, v.due_at, 'user', 'ready', 1, %(now)s "
+            f"FROM (VALUES {values}) AS v(" + ", ".join(_NEW_TASK_COLUMNS) + ", ord) "
+            "WHERE EXISTS (SELECT 1 FROM instance_done) ORDER BY v.ord "
+            "RETURNING id, engine_task_id, element_id)")
+        if candidates:
+            values = ", ".join(f"(%(c{i}_engine_task_id)s::varchar, %(c{i}_user_id)s::int, "
+                               f"%(c{i}_role_code)s::varchar, %(c{i}_org_unit_id)s::int)" for i in range(candidates))
+            parts.append(
+                "new_candidates AS (INSERT INTO task_candidates (task_id, user_id, role_code, org_unit_id) "
+                "SELECT n.id, c.user_id, c.role_code, c.org_unit_id FROM new_tasks n "
+                f"JOIN (VALUES {values}) AS c(engine_task_id, user_id, role_code, org_unit_id) "
+                "ON c.engine_task_id = n.engine_task_id)")
+    # Events: the given ones (ord 0..), the new tasks' task_created (by task id), then the end or error.
+    selects = []
+    if given + tail:
+        values = ", ".join(
+            f"({i if i < given else 2_000_000 + i}, %(e{i}_task_id)s::int, %(e{i}_element_id)s::varchar, "
+            f"%(e{i}_kind)s::varchar, %(e{i}_actor_id)s::int, %(e{i}_at)s::timestamptz, %(e{i}_data)s::json)"
+            for i in range(given + tail))
+        selects.append(f"SELECT * FROM (VALUES {values}) AS e(ord, task_id, element_id, kind, actor_id, at, data)")
+    if new_tasks:
+        selects.append("SELECT 1000000 + n.id, n.id, n.element_id, 'task_created', NULL::int, "
+                       "%(now)s::timestamptz, NULL::json FROM new_tasks n")
+    if selects:
+        parts.append(
+            "new_events AS (INSERT INTO instance_events (instance_id, task_id, element_id, kind, actor_id, at, data) "
+            "SELECT %(instance_id)s, x.task_id, x.element_id, x.kind, x.actor_id, x.at, x.data FROM ("
+            + " UNION ALL ".join(selects) + ") AS x WHERE EXISTS (SELECT 1 FROM instance_done) ORDER BY x.ord)")
+    return "WITH " + ", ".join(parts) + " SELECT count(*) FROM instance_done"
 
 
 def instance_timer_ids(instance: ProcessInstance) -> list[str]:

@@ -409,7 +409,8 @@ def complete_task(task_id: int, user: User, data: dict, expected_version: int | 
                                             "now": now, "submitted": data})
         try:
             processes.apply_outcome(instance, process, outcome, events, expected_version=instance.version,
-                                    open_tasks=open_tasks, finished_task_id=task.id, instance_write=joined)
+                                    open_tasks=open_tasks, finished_task_id=task.id, instance_write=joined,
+                                    task_write=processes.TaskWrite(task.id, task.version, user.id, data))
         except Conflict:
             # Mostly a second submit of the same task; the task or the instance moved, either way refresh.
             raise Conflict("此待办已被处理或已变更，请刷新") from None
