@@ -150,3 +150,24 @@ def test_terminate_cancels_open_tasks(people, solo):
     assert task_of(teacher, task["id"])["state"] == "cancelled"
     assert inbox_total(teacher) == 0
     assert complete(teacher, task).status_code == 409
+
+
+def test_start_answers_with_what_the_detail_reads_back(people, solo, headed, deploy_bpmn):
+    """A start answers from the rows it wrote, without reading them back: the answer is the same document
+    GET /process-instances/{id} gives, history and tasks included, for a starter's own step, a step offered
+    to the department's heads, and a process that ends at once (its completed event)."""
+    from tests.conftest import bpmn_sequence
+
+    deploy_bpmn(bpmn_sequence("nothing", 0))
+    teacher = people("t1001")
+    for key in (solo, headed, "nothing"):
+        started = start(teacher, key, {"note": "请假两天"})
+        detail = teacher.get(f"process-instances/{started['id']}").get_json()
+        assert started == detail
+        kinds = [e["kind"] for e in started["history"]]
+        assert kinds[0] == "started" and started["history"][0]["data"]["note"] == "请假两天"
+        if key == "nothing":
+            assert kinds == ["started", "completed"] and started["tasks"] == [] and started["state"] == "completed"
+        else:
+            assert kinds == ["started", "task_created"] and len(started["tasks"]) == 1
+            assert started["tasks"][0]["assignee"] == ("t1001" if key == solo else None)

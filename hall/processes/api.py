@@ -126,9 +126,11 @@ def detail(instance_id):
 
 
 def _detail(instance):
-    # Transient attributes for the schema; the ORM does not persist them.
-    instance.history = services.instance_history(instance)
-    instance.tasks = services.instance_tasks(instance)
+    # Transient attributes for the schema; the ORM does not persist them. A start kept what it wrote
+    # (`written`, used once: the object may be read again later in the same session).
+    written = instance.__dict__.pop("written", None)
+    instance.history, instance.tasks = written or (services.instance_history(instance),
+                                                   services.instance_tasks(instance))
     return instance
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import defer, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hall.access import head_unit_ids, visible_to_roles
@@ -170,12 +170,31 @@ def start_instance(key: str, user: User, data: dict | None = None, org_unit_id: 
         org_unit_id=org_unit_id or user.org_unit_id, subject_id=subject_id,
         title=title or f"{definition.name} · {user.name}", workflow={}, version=0,
     )
-    db.session.add(instance)  # inserted by apply_outcome, with the engine's state, in one statement
     events = [InstanceEvent(kind="started", actor_id=user.id, data=data or None)]
     apply_outcome(instance, process, outcome, events, expected_version=None)
     if commit:
         commit_keeping_loaded()
     return instance
+
+
+class _Written:
+    """A row apply_outcome has just inserted, with the attributes the instance detail's schemas read, so the
+    answer to a start does not read back what it wrote."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+    @property
+    def actor(self) -> User | None:
+        return db.session.get(User, self.actor_id) if self.actor_id is not None else None
+
+    @property
+    def assignee(self) -> User | None:
+        return db.session.get(User, self.assignee_id) if self.assignee_id is not None else None
+
+    completed_by = None
+    completed_at = None
+    submitted = None
 
 
 def start_instances(key: str, user: User, items: list[dict]) -> list[int]:
@@ -317,6 +336,7 @@ _INSERT_INSTANCES = sa.insert(_instances).returning(_instances.c.id, sort_by_par
 _INSERT_TIMERS = sa.insert(Timer.__table__)
 # Events without data keep SQL NULL (a plain JSON bind would store the JSON text 'null').
 _INSERT_EVENTS = sa.insert(InstanceEvent.__table__).values(data=sa.bindparam("data", type_=sa.JSON(none_as_null=True)))
+_INSERT_EVENTS_RETURNING = _INSERT_EVENTS.returning(InstanceEvent.__table__.c.id, sort_by_parameter_order=True)
 
 
 class TaskWrite:
@@ -354,11 +374,8 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
         ended_at=now if state == "completed" else None,
     )
     in_one_statement = task_write is not None and not outcome.timers and expected_version is not None
-    if expected_version is None:  # a new instance, flushed by this transaction
-        for name, value in values.items():
-            setattr(instance, name, value)
-        instance.version = 1
-        db.session.flush()
+    if expected_version is None:
+        _insert_new_instance(instance, values, now)
     elif not in_one_statement:
         statement, extra = instance_write or (_WRITE_INSTANCE, None)
         params = dict(values, instance_id=instance.id, old_version=expected_version, new_version=expected_version + 1)
@@ -410,7 +427,7 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
                 .values(state="cancelled", version=HumanTask.version + 1)
                 .execution_options(synchronize_session=False)
             )
-        created = []
+        created, ids = [], []
         if rows:
             # Core inserts, not the unit of work: the rows are not needed as objects in this request, and
             # one INSERT … RETURNING per table is what the flush would send anyway, at a fraction of its cost.
@@ -431,7 +448,15 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
             fresh = [t for t in outcome.timers if t[0] not in waiting]
             db.session.add_all(Timer(instance_id=instance.id, engine_task_id=tid, element_id=element, due_at=due)
                                for tid, element, due in fresh)
-        db.session.connection().execute(_INSERT_EVENTS, given + created + tail)
+        if expected_version is None:
+            # A start answers with the instance's history and tasks: keep what was written.
+            history = given + created + tail
+            event_ids = db.session.connection().execute(_INSERT_EVENTS_RETURNING, history).scalars().all()
+            instance.written = ([_Written(id=event_id, **event) for event_id, event in zip(event_ids, history,
+                                                                                           strict=True)],
+                                [_Written(id=task_id, **row) for task_id, row in zip(ids, rows, strict=True)])
+        else:
+            db.session.connection().execute(_INSERT_EVENTS, given + created + tail)
         db.session.flush()
 
     if expected_version is not None:
@@ -443,6 +468,19 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
                 set_committed_value(instance, name, value)
         else:
             instance.__dict__.update(written)
+
+
+def _insert_new_instance(instance: ProcessInstance, values: dict, now) -> None:
+    """Insert a new instance with Core (INSERT … RETURNING id) and attach the object as loaded: the unit of
+    work would send the same INSERT after working out what changed, at several times the cost."""
+    row = dict(values, definition_id=instance.definition.id, process_version_id=instance.process_version.id,
+               title=instance.title, version=1, starter_id=instance.starter.id if instance.starter else None,
+               org_unit_id=instance.org_unit_id, subject_id=instance.subject_id, started_at=now)
+    instance_id = db.session.connection().execute(_INSERT_INSTANCES, [row]).scalar_one()
+    for name, value in dict(row, id=instance_id).items():
+        setattr(instance, name, value)
+    make_transient_to_detached(instance)
+    db.session.add(instance)
 
 
 # -- a submit's whole write as one PostgreSQL statement ---------------------------------------------------
