@@ -6,12 +6,78 @@ Half of SpiffWorkflow's default document is the spec, which the hall already hol
 
 from __future__ import annotations
 
+import functools
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.task import Task, TaskState
+from SpiffWorkflow.util.deep_merge import DeepMerge
+
+# Task ids appear three times in a stored state (the task, its parent's children, its children's parent) and
+# every request restores them from text; parsing a UUID is the largest single cost of a restore. The same
+# text gives the same immutable UUID, so the parsed ones are kept (bounded; thread-safe).
+_uuid = functools.lru_cache(maxsize=4096)(UUID)
+_text = functools.lru_cache(maxsize=4096)(str)  # and back: a task's id is written three times too
+
+
+class FastTaskConverter(TaskConverter):
+    """SpiffWorkflow's task document, written and read the same way, with task ids parsed and printed once
+    per value and the generic conversion skipped for the empty internal data and data deltas most tasks
+    have (tests/engine/test_serializer.py holds both ways against SpiffWorkflow's own converter)."""
+
+    def to_dict(self, task):
+        # The root keeps its data; every other task stores what differs from its parent's (as SpiffWorkflow does).
+        parent = task.parent
+        if parent is None:
+            data, delta = task.data, {}
+        else:
+            mine, theirs = task.data, parent.data
+            data = {}
+            updates = {key: value for key, value in mine.items() if key not in theirs or theirs[key] != value}
+            delta = {"updates": updates,
+                     "deletions": [key for key in theirs if key not in mine]}
+        internal = task.internal_data
+        return {
+            "id": _text(task.id),
+            "parent": _text(task._parent) if parent is not None else None,
+            "children": [_text(child) for child in task._children],
+            "last_state_change": task.last_state_change,
+            "state": task.state,
+            "task_spec": task.task_spec.name,
+            "triggered": task.triggered,
+            "internal_data": self.registry.convert(internal) if internal else {},
+            "data": data,
+            "delta": delta,
+        }
+
+    def from_dict(self, dct, workflow):
+        spec = workflow.spec.task_specs.get(dct["task_spec"])
+        task = self.target_class(workflow, spec, state=dct["state"], id=_uuid(dct["id"]))
+        parent = dct["parent"]
+        task._parent = _uuid(parent) if parent is not None else None
+        task._children = [_uuid(child) for child in dct["children"]]
+        task.last_state_change = dct["last_state_change"]
+        task.triggered = dct["triggered"]
+        internal = dct["internal_data"]
+        task.internal_data = self.registry.restore(internal) if internal else {}
+        if isinstance(spec, CatchingEvent) and task.has_state(TaskState.WAITING):
+            workflow.top_workflow.event_manager.add_task(task)
+        delta = dct.get("delta")
+        if delta and task.parent is not None:
+            data = DeepMerge.merge({}, task.parent.data)
+            updates = delta.get("updates")
+            if updates:
+                data.update(self.registry.restore(updates))
+            for key in delta.get("deletions") or ():
+                data.pop(key, None)
+        else:
+            data = self.registry.restore(dct["data"])
+        task.data = data
+        return task
 
 
 class SpeclessWorkflowConverter(BpmnWorkflowConverter):
@@ -23,8 +89,9 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):
 
     def from_dict(self, dct, spec=None, subprocess_specs=None):
         workflow = self.target_class(spec, subprocess_specs, deserializing=True)
-        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
-        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        restore = self.registry.restore
+        workflow.tasks = {_uuid(key): restore(value, workflow=workflow) for key, value in dct["tasks"].items()}
+        workflow.task_tree = workflow.tasks.get(_uuid(dct["root"]))
         self.set_default_attributes(workflow, dct)
         self.subprocesses_from_dict(dict(dct["subprocesses"]), workflow)
         workflow.bpmn_events = self.registry.restore(dct.get("bpmn_events", []))
@@ -33,6 +100,7 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):
 
 _config = dict(SPIFF_CONFIG)
 _config[BpmnWorkflow] = SpeclessWorkflowConverter
+_config[Task] = FastTaskConverter
 _serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_config))
 FORMAT = "hall-1"
 
@@ -63,7 +131,8 @@ def _parents_first(tasks: dict, root: str) -> dict:
     return ordered
 
 
-def load(dct: dict, spec, subprocess_specs, script_engine) -> BpmnWorkflow:
+def _ordered(dct: dict) -> dict:
+    """A stored document ready for the registry: without the format mark, every task after its parent."""
     dct = dict(dct)
     dct.pop("format", None)
     dct["tasks"] = _parents_first(dct["tasks"], dct["root"])
@@ -71,6 +140,10 @@ def load(dct: dict, spec, subprocess_specs, script_engine) -> BpmnWorkflow:
         key: dict(sub, tasks=_parents_first(sub["tasks"], sub["root"]))
         for key, sub in (dct.get("subprocesses") or {}).items()
     }
-    workflow = _serializer.registry.restore(dct, spec=spec, subprocess_specs=subprocess_specs)
+    return dct
+
+
+def load(dct: dict, spec, subprocess_specs, script_engine) -> BpmnWorkflow:
+    workflow = _serializer.registry.restore(_ordered(dct), spec=spec, subprocess_specs=subprocess_specs)
     workflow.script_engine = script_engine
     return workflow
