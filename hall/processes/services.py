@@ -155,11 +155,14 @@ def start_instance(key: str, user: User, data: dict | None = None, org_unit_id: 
                    subject_id: int | None = None, title: str | None = None, check_startable: bool = True,
                    commit: bool = True) -> ProcessInstance:
     """Start the latest version of a definition for *user*; the first tasks are created with it."""
-    definition = get_definition(key)
+    # The definition with its latest version's row, without the diagram and forms (the parsed spec is
+    # cached; they are read only on a miss): one statement.
+    found = db.session.execute(_DEFINITION_WITH_HEAD, {"key": key}).first()
+    if found is None:
+        raise NotFound(f"流程 {key} 不存在")
+    definition, version = found
     if check_startable and definition.startable_by and not (user.role_codes & set(definition.startable_by)):
         raise Forbidden("您没有发起此流程的权限")
-    # The version row without its diagram and forms: the parsed spec is cached, they are read only on a miss.
-    version = db.session.execute(_VERSION_HEAD, {"version_id": definition.latest_version_id}).scalar_one()
     process = registry.compiled(version)
     data = dict(data or {})
     data.setdefault("starter", user.username)
@@ -308,6 +311,12 @@ def commit_keeping_loaded() -> None:
 
 _VERSION_HEAD = sa.select(ProcessVersion).where(ProcessVersion.id == sa.bindparam("version_id")).options(
     defer(ProcessVersion.bpmn_xml), defer(ProcessVersion.forms), defer(ProcessVersion.dependencies))
+_DEFINITION_WITH_HEAD = (
+    sa.select(ProcessDefinition, ProcessVersion)
+    .join(ProcessVersion, ProcessVersion.id == ProcessDefinition.latest_version_id)
+    .where(ProcessDefinition.key == sa.bindparam("key"))
+    .options(defer(ProcessVersion.bpmn_xml), defer(ProcessVersion.forms), defer(ProcessVersion.dependencies))
+)
 _instances = ProcessInstance.__table__
 # The instance write of apply_outcome, built once so SQLAlchemy does not rebuild its cache key per request.
 _WRITE_INSTANCE = (
