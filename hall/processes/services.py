@@ -383,8 +383,13 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
         ended_at=now if state == "completed" else None,
     )
     in_one_statement = task_write is not None and not outcome.timers and expected_version is not None
+    # A new instance on PostgreSQL goes in with everything that comes with it in one statement (no timers).
+    start_in_one_statement = expected_version is None and not outcome.timers and \
+        db.session.get_bind().dialect.name == "postgresql"
     if expected_version is None:
-        _insert_new_instance(instance, values, now)
+        instance.starter_id = instance.starter.id if instance.starter else None  # read by the lane resolver
+        if not start_in_one_statement:
+            _insert_new_instance(instance, values, now)
     elif not in_one_statement:
         statement, extra = instance_write or (_WRITE_INSTANCE, None)
         params = dict(values, instance_id=instance.id, old_version=expected_version, new_version=expected_version + 1)
@@ -429,6 +434,8 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
 
     if in_one_statement:
         _one_statement(instance, expected_version, values, task_write, stale, rows, assignments, given, tail, now)
+    elif start_in_one_statement:
+        _start_in_one_statement(instance, values, rows, assignments, given, tail, now)
     else:
         if stale:
             db.session.execute(
@@ -516,14 +523,7 @@ def _one_statement(instance, expected_version: int, values: dict, task_write: Ta
         "error_message": values["error_message"], "error_element": values["error_element"],
         "ended_at": values["ended_at"], "stale": stale,
     }
-    for i, row in enumerate(rows):
-        params.update({f"n{i}_{name}": row[name] for name in _NEW_TASK_COLUMNS})
-    for i, (engine_task_id, user_id, role, unit) in enumerate(candidates):
-        params.update({f"c{i}_engine_task_id": engine_task_id, f"c{i}_user_id": user_id, f"c{i}_role_code": role,
-                       f"c{i}_org_unit_id": unit})
-    for i, event in enumerate(plain):
-        params.update({f"e{i}_{name}": event[name] for name in ("task_id", "element_id", "kind", "actor_id", "at")})
-        params[f"e{i}_data"] = _json(event["data"]) if event["data"] is not None else None
+    _follow_up_params(params, rows, candidates, plain)
     written = db.session.connection().exec_driver_sql(sql, params).scalar_one()
     if written != 1:
         db.session.rollback()
@@ -539,25 +539,11 @@ _NEW_TASK_COLUMNS = ("engine_task_id", "element_id", "name", "lane", "form_key",
 _NEW_TASK_TYPES = ("varchar", "varchar", "varchar", "varchar", "varchar", "varchar", "int", "timestamptz")
 
 
-@functools.lru_cache(maxsize=256)
-def _one_statement_sql(new_tasks: int, candidates: int, given: int, tail: int, stale: bool) -> str:
-    """The statement of _one_statement for one shape (how many new tasks, candidates and events), built once
-    per shape. Parameters are typed where a VALUES list would otherwise leave PostgreSQL guessing."""
-    parts = [
-        "task_done AS (UPDATE human_tasks SET state = 'completed', version = %(task_new_version)s, "
-        "completed_by_id = %(user_id)s, assignee_id = %(user_id)s, completed_at = %(now)s, "
-        "submitted = %(submitted)s::json, draft = NULL "
-        "WHERE id = %(task_id)s AND version = %(task_old_version)s AND state = 'ready' RETURNING id)",
-        "instance_done AS (UPDATE process_instances SET version = %(new_version)s, workflow = %(workflow)s::jsonb, "
-        "state = %(state)s, current_elements = %(current_elements)s::json, "
-        "completed_elements = %(completed_elements)s::json, error_message = %(error_message)s, "
-        "error_element = %(error_element)s, ended_at = %(ended_at)s::timestamptz "
-        "WHERE id = %(instance_id)s AND version = %(old_version)s AND EXISTS (SELECT 1 FROM task_done) "
-        "RETURNING id)",
-    ]
-    if stale:
-        parts.append("cancelled AS (UPDATE human_tasks SET state = 'cancelled', version = version + 1 "
-                     "WHERE id = ANY(%(stale)s) AND EXISTS (SELECT 1 FROM instance_done))")
+def _follow_up_sql(instance: str, guard: str, new_tasks: int, candidates: int, given: int, tail: int,
+                   returning: bool) -> list[str]:
+    """The CTEs that insert an instance's new tasks, their candidates and its events: *instance* is the SQL
+    of its id, *guard* the WHERE that makes them depend on the instance's write."""
+    parts = []
     if new_tasks:
         values = ", ".join(
             "(" + ", ".join(f"%(n{i}_{name})s::{kind}" for name, kind in zip(_NEW_TASK_COLUMNS, _NEW_TASK_TYPES,
@@ -566,11 +552,10 @@ def _one_statement_sql(new_tasks: int, candidates: int, given: int, tail: int, s
         parts.append(
             "new_tasks AS (INSERT INTO human_tasks (instance_id, engine_task_id, element_id, name, lane, form_key, "
             "ui_form_key, assignee_id, due_at, kind, state, version, created_at) "
-            "SELECT %(instance_id)s, v.engine_task_id, v.element_id, v.name, v.lane, v.form_key, v.ui_form_key, "
+            "SELECT " + instance + ", v.engine_task_id, v.element_id, v.name, v.lane, v.form_key, v.ui_form_key, "
             "v.assignee_id, v.due_at, 'user', 'ready', 1, %(now)s "
             f"FROM (VALUES {values}) AS v(" + ", ".join(_NEW_TASK_COLUMNS) + ", ord) "
-            "WHERE EXISTS (SELECT 1 FROM instance_done) ORDER BY v.ord "
-            "RETURNING id, engine_task_id, element_id)")
+            + guard + " ORDER BY v.ord RETURNING id, engine_task_id, element_id)")
         if candidates:
             values = ", ".join(f"(%(c{i}_engine_task_id)s::varchar, %(c{i}_user_id)s::int, "
                                f"%(c{i}_role_code)s::varchar, %(c{i}_org_unit_id)s::int)" for i in range(candidates))
@@ -593,8 +578,97 @@ def _one_statement_sql(new_tasks: int, candidates: int, given: int, tail: int, s
     if selects:
         parts.append(
             "new_events AS (INSERT INTO instance_events (instance_id, task_id, element_id, kind, actor_id, at, data) "
-            "SELECT %(instance_id)s, x.task_id, x.element_id, x.kind, x.actor_id, x.at, x.data FROM ("
-            + " UNION ALL ".join(selects) + ") AS x WHERE EXISTS (SELECT 1 FROM instance_done) ORDER BY x.ord)")
+            "SELECT " + instance + ", x.task_id, x.element_id, x.kind, x.actor_id, x.at, x.data FROM ("
+            + " UNION ALL ".join(selects) + ") AS x " + guard + " ORDER BY x.ord"
+            + (" RETURNING id)" if returning else ")"))
+    return parts
+
+
+@functools.lru_cache(maxsize=256)
+def _start_statement_sql(new_tasks: int, candidates: int, given: int, tail: int) -> str:
+    """A new instance with its first tasks, their candidates and its events in one statement (PostgreSQL),
+    answering the new ids: (0, instance id), (1, task id, engine task id) per task, (2, event id) per event."""
+    parts = [
+        "new_instance AS (INSERT INTO process_instances (definition_id, process_version_id, state, title, workflow, "
+        "version, starter_id, org_unit_id, subject_id, current_elements, completed_elements, error_message, "
+        "error_element, started_at, ended_at) VALUES (%(definition_id)s, %(process_version_id)s, %(state)s, "
+        "%(title)s, %(workflow)s::jsonb, 1, %(starter_id)s::int, %(org_unit_id)s::int, %(subject_id)s::int, "
+        "%(current_elements)s::json, %(completed_elements)s::json, %(error_message)s, %(error_element)s, "
+        "%(now)s, %(ended_at)s::timestamptz) RETURNING id)",
+    ]
+    parts += _follow_up_sql("(SELECT id FROM new_instance)", "", new_tasks, candidates, given, tail, returning=True)
+    answer = ["SELECT 0 AS kind, id, NULL::varchar AS engine_task_id FROM new_instance"]
+    if new_tasks:
+        answer.append("SELECT 1, id, engine_task_id FROM new_tasks")
+    if given + tail or new_tasks:
+        answer.append("SELECT 2, id, NULL FROM new_events")
+    return "WITH " + ", ".join(parts) + " " + " UNION ALL ".join(answer) + " ORDER BY 1, 2"
+
+
+def _start_in_one_statement(instance: ProcessInstance, values: dict, rows: list[dict], assignments: list,
+                            given: list[dict], tail: list[dict], now) -> None:
+    """Insert a new instance and everything that comes with it in one statement; attach the instance object
+    as loaded and keep the written history and tasks for the answer (as the general path does)."""
+    candidates = [(row["engine_task_id"], user_id, role, unit)
+                  for row, assignment in zip(rows, assignments, strict=True)
+                  for (user_id, role, unit) in assignment.candidates]
+    plain = given + tail
+    head = dict(values, definition_id=instance.definition.id, process_version_id=instance.process_version.id,
+                title=instance.title, starter_id=instance.starter.id if instance.starter else None,
+                org_unit_id=instance.org_unit_id, subject_id=instance.subject_id)
+    params = dict(head, now=now, workflow=_json(values["workflow"]), current_elements=_json(values["current_elements"]),
+                  completed_elements=_json(values["completed_elements"]))
+    _follow_up_params(params, rows, candidates, plain)
+    answer = db.session.connection().exec_driver_sql(
+        _start_statement_sql(len(rows), len(candidates), len(given), len(tail)), params).all()
+    instance_id = next(row_id for kind, row_id, _ in answer if kind == 0)
+    task_ids = {engine_task_id: row_id for kind, row_id, engine_task_id in answer if kind == 1}
+    event_ids = [row_id for kind, row_id, _ in answer if kind == 2]
+    for name, value in dict(head, id=instance_id, version=1, started_at=now).items():
+        setattr(instance, name, value)
+    make_transient_to_detached(instance)
+    db.session.add(instance)
+    tasks = [dict(row, instance_id=instance_id, id=task_ids[row["engine_task_id"]]) for row in rows]
+    created = [dict(instance_id=instance_id, task_id=task["id"], element_id=task["element_id"], kind="task_created",
+                    actor_id=None, at=now, data=None) for task in sorted(tasks, key=lambda t: t["id"])]
+    history = [dict(event, instance_id=instance_id) for event in given] + created + \
+        [dict(event, instance_id=instance_id) for event in tail]
+    instance.written = ([_Written(id=event_id, **event) for event_id, event in zip(event_ids, history, strict=True)],
+                        [_Written(**task) for task in tasks])
+
+
+def _follow_up_params(params: dict, rows: list[dict], candidates: list[tuple], events: list[dict]) -> None:
+    for i, row in enumerate(rows):
+        params.update({f"n{i}_{name}": row[name] for name in _NEW_TASK_COLUMNS})
+    for i, (engine_task_id, user_id, role, unit) in enumerate(candidates):
+        params.update({f"c{i}_engine_task_id": engine_task_id, f"c{i}_user_id": user_id, f"c{i}_role_code": role,
+                       f"c{i}_org_unit_id": unit})
+    for i, event in enumerate(events):
+        params.update({f"e{i}_{name}": event[name] for name in ("task_id", "element_id", "kind", "actor_id", "at")})
+        params[f"e{i}_data"] = _json(event["data"]) if event["data"] is not None else None
+
+
+@functools.lru_cache(maxsize=256)
+def _one_statement_sql(new_tasks: int, candidates: int, given: int, tail: int, stale: bool) -> str:
+    """The statement of _one_statement for one shape (how many new tasks, candidates and events), built once
+    per shape. Parameters are typed where a VALUES list would otherwise leave PostgreSQL guessing."""
+    parts = [
+        "task_done AS (UPDATE human_tasks SET state = 'completed', version = %(task_new_version)s, "
+        "completed_by_id = %(user_id)s, assignee_id = %(user_id)s, completed_at = %(now)s, "
+        "submitted = %(submitted)s::json, draft = NULL "
+        "WHERE id = %(task_id)s AND version = %(task_old_version)s AND state = 'ready' RETURNING id)",
+        "instance_done AS (UPDATE process_instances SET version = %(new_version)s, workflow = %(workflow)s::jsonb, "
+        "state = %(state)s, current_elements = %(current_elements)s::json, "
+        "completed_elements = %(completed_elements)s::json, error_message = %(error_message)s, "
+        "error_element = %(error_element)s, ended_at = %(ended_at)s::timestamptz "
+        "WHERE id = %(instance_id)s AND version = %(old_version)s AND EXISTS (SELECT 1 FROM task_done) "
+        "RETURNING id)",
+    ]
+    if stale:
+        parts.append("cancelled AS (UPDATE human_tasks SET state = 'cancelled', version = version + 1 "
+                     "WHERE id = ANY(%(stale)s) AND EXISTS (SELECT 1 FROM instance_done))")
+    parts += _follow_up_sql("%(instance_id)s", "WHERE EXISTS (SELECT 1 FROM instance_done)", new_tasks, candidates,
+                            given, tail, returning=False)
     return "WITH " + ", ".join(parts) + " SELECT count(*) FROM instance_done"
 
 
