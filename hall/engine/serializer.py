@@ -6,7 +6,6 @@ Half of SpiffWorkflow's default document is the spec, which the hall already hol
 
 from __future__ import annotations
 
-import functools
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
@@ -17,16 +16,20 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.task import Task, TaskState
 from SpiffWorkflow.util.deep_merge import DeepMerge
 
-# Task ids appear three times in a stored state (the task, its parent's children, its children's parent) and
-# every request restores them from text; parsing a UUID is the largest single cost of a restore. The same
-# text gives the same immutable UUID, so the parsed ones are kept (bounded; thread-safe).
-_uuid = functools.lru_cache(maxsize=4096)(UUID)
-_text = functools.lru_cache(maxsize=4096)(str)  # and back: a task's id is written three times too
+
+class _Uuids(dict):
+    """Task ids of one restore: each appears several times in a stored state (the task, its parent's
+    children, its children's parent) and parsing a UUID is the largest single cost of a restore, so each
+    text is parsed once. One per restore: nothing outlives the request."""
+
+    def __missing__(self, text: str) -> UUID:
+        value = self[text] = UUID(text)
+        return value
 
 
 class FastTaskConverter(TaskConverter):
-    """SpiffWorkflow's task document, written and read the same way, with task ids parsed and printed once
-    per value and the generic conversion skipped for the empty internal data and data deltas most tasks
+    """SpiffWorkflow's task document, written and read the same way, with task ids parsed once per restore
+    and the generic conversion skipped for the empty internal data and data deltas most tasks
     have (tests/engine/test_serializer.py holds both ways against SpiffWorkflow's own converter)."""
 
     def to_dict(self, task):
@@ -42,9 +45,9 @@ class FastTaskConverter(TaskConverter):
                      "deletions": [key for key in theirs if key not in mine]}
         internal = task.internal_data
         return {
-            "id": _text(task.id),
-            "parent": _text(task._parent) if parent is not None else None,
-            "children": [_text(child) for child in task._children],
+            "id": str(task.id),
+            "parent": str(task._parent) if parent is not None else None,
+            "children": [str(child) for child in task._children],
             "last_state_change": task.last_state_change,
             "state": task.state,
             "task_spec": task.task_spec.name,
@@ -54,12 +57,13 @@ class FastTaskConverter(TaskConverter):
             "delta": delta,
         }
 
-    def from_dict(self, dct, workflow):
+    def from_dict(self, dct, workflow, uuids: _Uuids | None = None):
+        uuid = uuids.__getitem__ if uuids is not None else UUID  # subprocess tasks come without the memo
         spec = workflow.spec.task_specs.get(dct["task_spec"])
-        task = self.target_class(workflow, spec, state=dct["state"], id=_uuid(dct["id"]))
+        task = self.target_class(workflow, spec, state=dct["state"], id=uuid(dct["id"]))
         parent = dct["parent"]
-        task._parent = _uuid(parent) if parent is not None else None
-        task._children = [_uuid(child) for child in dct["children"]]
+        task._parent = uuid(parent) if parent is not None else None
+        task._children = [uuid(child) for child in dct["children"]]
         task.last_state_change = dct["last_state_change"]
         task.triggered = dct["triggered"]
         internal = dct["internal_data"]
@@ -89,9 +93,10 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):
 
     def from_dict(self, dct, spec=None, subprocess_specs=None):
         workflow = self.target_class(spec, subprocess_specs, deserializing=True)
-        restore = self.registry.restore
-        workflow.tasks = {_uuid(key): restore(value, workflow=workflow) for key, value in dct["tasks"].items()}
-        workflow.task_tree = workflow.tasks.get(_uuid(dct["root"]))
+        restore, uuids = self.registry.restore, _Uuids()
+        workflow.tasks = {uuids[key]: restore(value, workflow=workflow, uuids=uuids)
+                          for key, value in dct["tasks"].items()}
+        workflow.task_tree = workflow.tasks.get(uuids[dct["root"]])
         self.set_default_attributes(workflow, dct)
         self.subprocesses_from_dict(dict(dct["subprocesses"]), workflow)
         workflow.bpmn_events = self.registry.restore(dct.get("bpmn_events", []))
