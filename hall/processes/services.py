@@ -180,22 +180,26 @@ def start_instance(key: str, user: User, data: dict | None = None, org_unit_id: 
     return instance
 
 
-class _Written:
-    """A row apply_outcome has just inserted, with the attributes the instance detail's schemas read, so the
-    answer to a start does not read back what it wrote."""
+class CoreRow:
+    """A row read or written with Core rather than loaded as an ORM object, holding the attributes the API
+    schemas read under the models' names; the people it names are looked up when asked (the signed-in user
+    is already in the session, so that costs no statement)."""
 
     def __init__(self, **values):
         self.__dict__.update(values)
 
-    @property
-    def actor(self) -> User | None:
-        return db.session.get(User, self.actor_id) if self.actor_id is not None else None
+    @staticmethod
+    def _person(user_id: int | None) -> User | None:
+        return db.session.get(User, user_id) if user_id is not None else None
 
-    @property
-    def assignee(self) -> User | None:
-        return db.session.get(User, self.assignee_id) if self.assignee_id is not None else None
+    actor = property(lambda self: self._person(self.__dict__.get("actor_id")))
+    assignee = property(lambda self: self._person(self.__dict__.get("assignee_id")))
+    completed_by = property(lambda self: self._person(self.__dict__.get("completed_by_id")))
 
-    completed_by = None
+
+class _Written(CoreRow):
+    """A row apply_outcome has just inserted, so the answer to a start does not read back what it wrote."""
+
     completed_at = None
     submitted = None
 

@@ -250,28 +250,17 @@ def _load_for_action(task_id: int):
     return task, [t for t, _ in rows], rows[0][1]
 
 
-class _Loaded:
-    """A row of the submit path read with Core, not the ORM: the attributes the checks, the engine and the
-    response (TaskSchema) read, named as on the models. Building ORM objects for the task, its instance and
-    definition cost more than the statement itself; a submit changes them with guarded UPDATEs anyway."""
-
-    def __init__(self, **values):
-        self.__dict__.update(values)
+_Loaded = processes.CoreRow  # the instance and definition of the submit path's read
 
 
-class _TaskRow(_Loaded):
+class _TaskRow(processes.CoreRow):
+    """A task of the submit path's read. Building ORM objects for the task, its instance and definition cost
+    more than the statement itself; a submit changes them with guarded UPDATEs anyway."""
+
     @functools.cached_property
     def candidates(self) -> list[TaskCandidate]:
         """Who may claim it, read only when someone asks (an assigned task never needs them)."""
         return list(db.session.scalars(sa.select(TaskCandidate).where(TaskCandidate.task_id == self.id)))
-
-    @property
-    def assignee(self) -> User | None:
-        return db.session.get(User, self.assignee_id) if self.assignee_id is not None else None
-
-    @property
-    def completed_by(self) -> User | None:
-        return db.session.get(User, self.completed_by_id) if self.completed_by_id is not None else None
 
 
 _T, _I = HumanTask.__table__, ProcessInstance.__table__

@@ -14,6 +14,7 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import TaskConverter
 from SpiffWorkflow.task import Task
 
 from hall.engine import Engine, compile_process, serializer
+from tests.engine import diagrams
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,21 +84,14 @@ def test_fast_converter_writes_and_reads_what_spiffworkflow_does(name):
 def test_deleted_and_changed_data_round_trip():
     """A later step that changes and removes data keys: the delta records both, and a restore rebuilds them."""
     engine = Engine()
-    process = compile_process({"d.bpmn": b'''<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="defs" targetNamespace="http://t">
-  <bpmn:process id="d" isExecutable="true">
-    <bpmn:startEvent id="start"/>
-    <bpmn:userTask id="a" name="A"/>
-    <bpmn:scriptTask id="s" name="S"><bpmn:script>del temp
-count = count + 1</bpmn:script></bpmn:scriptTask>
-    <bpmn:userTask id="b" name="B"/>
-    <bpmn:endEvent id="end"/>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="a"/>
-    <bpmn:sequenceFlow id="f2" sourceRef="a" targetRef="s"/>
-    <bpmn:sequenceFlow id="f3" sourceRef="s" targetRef="b"/>
-    <bpmn:sequenceFlow id="f4" sourceRef="b" targetRef="end"/>
-  </bpmn:process>
-</bpmn:definitions>'''}, {})
+    steps = ["a", "s", "b"]
+    process = compile_process({"d.bpmn": diagrams.process(
+        '<bpmn:startEvent id="start"/><bpmn:userTask id="a" name="A"/>'
+        '<bpmn:scriptTask id="s" name="S"><bpmn:script>del temp\ncount = count + 1</bpmn:script></bpmn:scriptTask>'
+        '<bpmn:userTask id="b" name="B"/><bpmn:endEvent id="end"/>'
+        + "".join(f'<bpmn:sequenceFlow id="f{i}" sourceRef="{source}" targetRef="{target}"/>'
+                  for i, (source, target) in enumerate(zip(["start", *steps], [*steps, "end"], strict=True))),
+        pid="d")}, {})
     outcome = engine.start(process, {"count": 1})
     outcome = engine.complete(process, outcome.state, outcome.ready[0].engine_task_id, {"temp": "x", "keep": [1, 2]})
     assert outcome.ready and outcome.ready[0].data["count"] == 2 and "temp" not in outcome.ready[0].data
