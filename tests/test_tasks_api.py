@@ -332,3 +332,33 @@ def test_disallowed_or_mislabelled_attachment_is_422(people, solo, name, content
     response = _upload(teacher, task["id"], name, content)
     assert response.status_code == 422 and "file" in response.get_json()["errors"]
     assert teacher.get(f"tasks/{task['id']}/attachments").get_json() == []
+
+
+def test_submit_that_ends_the_instance_cancels_the_other_branch(people, deploy_bpmn):
+    """Two parallel steps; the first ends in a terminate end event: its submit completes the instance, the other
+    step is cancelled (not left in anyone's inbox) and the history ends with `completed` — the same whether
+    the write is one statement (PostgreSQL) or several (SQLite)."""
+    from tests.engine.diagrams import process
+
+    deploy_bpmn(process(
+        '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>'
+        '<bpmn:userTask id="a" name="甲"/><bpmn:userTask id="b" name="乙"/><bpmn:endEvent id="stop">'
+        '<bpmn:terminateEventDefinition/></bpmn:endEvent><bpmn:endEvent id="end"/>'
+        '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="split"/>'
+        '<bpmn:sequenceFlow id="f2" sourceRef="split" targetRef="a"/>'
+        '<bpmn:sequenceFlow id="f3" sourceRef="split" targetRef="b"/>'
+        '<bpmn:sequenceFlow id="f4" sourceRef="a" targetRef="stop"/>'
+        '<bpmn:sequenceFlow id="f5" sourceRef="b" targetRef="end"/>', pid="branches"))
+    teacher = people("t1001")
+    started = start(teacher, "branches")
+    tasks = {t["element_id"]: t for t in started["tasks"]}
+    assert set(tasks) == {"a", "b"}
+    done = complete(teacher, task_of(teacher, tasks["a"]["id"]), {"note": "完成"})
+    assert done.status_code == 200, done.get_json()
+    detail = teacher.get(f"process-instances/{started['id']}").get_json()
+    assert detail["state"] == "completed"
+    assert {t["element_id"]: t["state"] for t in detail["tasks"]} == {"a": "completed", "b": "cancelled"}
+    assert [e["kind"] for e in detail["history"]] == ["started", "task_created", "task_created", "task_completed",
+                                                       "completed"]
+    assert inbox(teacher)["total"] == 0
+    assert complete(teacher, task_of(teacher, tasks["b"]["id"])).status_code == 409
