@@ -53,9 +53,9 @@ def app(tmp_path_factory):
     yield app
 
 
-@pytest.fixture(autouse=True)
-def clean_db(app):
-    """Each test starts on empty tables (and empty spec and user caches, since ids restart)."""
+def reset_database(app) -> None:
+    """Empty every table, and the process caches keyed by row ids (spec registry, signed-in users), since
+    ids restart: the one way tests start over, per test (clean_db) or per module."""
     from hall.accounts import cache as user_cache
     from hall.processes import registry
 
@@ -71,6 +71,12 @@ def clean_db(app):
                     conn.execute(table.delete())
         registry.clear()
         user_cache.forget_everything()
+
+
+@pytest.fixture(autouse=True)
+def clean_db(app):
+    """Each test starts on empty tables (and empty spec and user caches, since ids restart)."""
+    reset_database(app)
     yield
 
 

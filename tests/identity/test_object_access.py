@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from hall.extensions import db
-from tests.conftest import Api
+from tests.conftest import Api, reset_database
 
 ROOT = Path(__file__).resolve().parents[2]
 PERIOD = "2026-2027"
@@ -24,22 +24,6 @@ LEAVE = {"leave_type": "事假", "start_date": "2026-12-01", "end_date": "2026-1
 # One person per role of the access model (program and course leaders are added to the demo college).
 PEOPLE = {"admin": "admin", "quality_office": "q4001", "dept_head": "h2001", "program_leader": "p5001",
           "course_leader": "c5001", "teacher": "t1001", "student": "20240101", "supervisor": "d4002"}
-
-
-def reset_database(app) -> None:
-    """Empty every table, as the autouse clean_db fixture does before each test."""
-    from hall.processes import registry
-
-    with app.app_context():
-        tables = list(reversed(db.metadata.sorted_tables))
-        with db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))
-            else:
-                conn.execute(sa.text("UPDATE process_definitions SET latest_version_id = NULL"))
-                for table in tables:
-                    conn.execute(table.delete())
-        registry.clear()
 
 
 def _ok(response, status=(200, 201, 202)):

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from hall import create_app
 from hall.access import DENIED_HEADER, RULES, Rule
 from hall.extensions import db
-from tests.conftest import Api
-from tests.identity.test_object_access import PEOPLE, build_college, reset_database
+from tests.conftest import Api, reset_database
+from tests.identity.test_object_access import PEOPLE, build_college
 
 IDENTITIES = ["anonymous", *PEOPLE]
 SKIPPED_ENDPOINTS = {"static"}

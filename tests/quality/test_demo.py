@@ -13,23 +13,13 @@ from hall.accounts.models import User
 from hall.extensions import db
 from hall.quality import cycles, demo
 from hall.quality.models import LEVELS, Cycle, QualityWarning, Subject
+from tests.conftest import reset_database
 
 
 @pytest.fixture(scope="module")
 def clean_db(app):
     """Empty tables once for this module (conftest's clean_db does it per test)."""
-    from hall.processes import registry
-
-    with app.app_context():
-        tables = list(reversed(db.metadata.sorted_tables))
-        with db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))
-            else:
-                conn.execute(sa.text("UPDATE process_definitions SET latest_version_id = NULL"))
-                for table in tables:
-                    conn.execute(table.delete())
-        registry.clear()
+    reset_database(app)
     yield
 
 
