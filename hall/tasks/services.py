@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 from jsonschema import Draft202012Validator
-from sqlalchemy.orm import contains_eager, lazyload, selectinload
+from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.util import identity_key
 
 from hall.accounts.models import User
@@ -221,35 +221,6 @@ def _message(error, title: str) -> str:
 
 # -- completing --------------------------------------------------------------------------------------
 
-def _select_for_action():
-    """The statement of _load_for_action, built once: a prebuilt statement keeps its cache key, which
-    SQLAlchemy would otherwise recompute on every request."""
-    target_instance = sa.select(HumanTask.instance_id).where(HumanTask.id == sa.bindparam("task_id")).scalar_subquery()
-    # The definition comes along for the response (its key); candidates load only if someone asks
-    # (an assigned task never needs them), so the common submit reads one statement here.
-    return (
-        sa.select(HumanTask, ProcessVersion.content_hash)
-        .join(HumanTask.instance).join(ProcessVersion, ProcessVersion.id == ProcessInstance.process_version_id)
-        .join(ProcessInstance.definition)
-        .options(contains_eager(HumanTask.instance).contains_eager(ProcessInstance.definition),
-                 lazyload(HumanTask.candidates))
-        .where(HumanTask.instance_id == target_instance,
-               sa.or_(HumanTask.id == sa.bindparam("task_id"), HumanTask.state.in_(processes.OPEN_TASK_STATES)))
-    )
-
-
-_SELECT_FOR_ACTION = _select_for_action()
-
-
-def _load_for_action(task_id: int):
-    """The task, its instance and the instance's other open tasks, in one statement."""
-    rows = db.session.execute(_SELECT_FOR_ACTION, {"task_id": task_id}).unique().all()
-    task = next((t for t, _ in rows if t.id == task_id), None)
-    if task is None:
-        raise NotFound(f"待办 {task_id} 不存在")
-    return task, [t for t, _ in rows], rows[0][1]
-
-
 _Loaded = processes.CoreRow  # the instance and definition of the submit path's read
 
 
@@ -270,10 +241,11 @@ _INSTANCE_COLUMNS = ("id", "state", "title", "workflow", "version", "starter_id"
                      "process_version_id", "definition_id")
 
 
-def _select_for_complete():
-    """The statement of _load_for_complete, built once (see _select_for_action): the task and the other open
-    tasks of its instance, each row with the instance's columns, its version's content hash and the
-    definition's key and visibleTo roles."""
+def _select_for_action():
+    """The statement of _load_for_action, built once (a prebuilt statement keeps its cache key, which
+    SQLAlchemy would otherwise recompute on every request): the task and the other open tasks of its
+    instance, each row with the instance's columns, its version's content hash and the definition's key and
+    visibleTo roles. Candidates are read only if someone asks (an assigned task never needs them)."""
     definition = ProcessDefinition.__table__
     target_instance = sa.select(_T.c.instance_id).where(_T.c.id == sa.bindparam("task_id")).scalar_subquery()
     return (
@@ -288,12 +260,13 @@ def _select_for_complete():
     )
 
 
-_SELECT_FOR_COMPLETE = _select_for_complete()
+_SELECT_FOR_ACTION = _select_for_action()
 
 
-def _load_for_complete(task_id: int):
-    """Like _load_for_action, with Core rows instead of ORM objects: (task, open tasks, content hash)."""
-    rows = db.session.connection().execute(_SELECT_FOR_COMPLETE, {"task_id": task_id}).all()
+def _load_for_action(task_id: int):
+    """The task, its instance and the instance's other open tasks, in one statement, as Core rows rather
+    than ORM objects: (task, open tasks, content hash of the instance's version)."""
+    rows = db.session.connection().execute(_SELECT_FOR_ACTION, {"task_id": task_id}).all()
     mine = next((row for row in rows if row.id == task_id), None)
     if mine is None:
         raise NotFound(f"待办 {task_id} 不存在")
@@ -373,7 +346,7 @@ def _writes_in_one_statement() -> bool:
 def complete_task(task_id: int, user: User, data: dict, expected_version: int | None,
                   decision: str = "completed") -> HumanTask:
     """Complete an open task *user* may act on; a stale version is a conflict, not a retry."""
-    task, open_tasks, content_hash = _load_for_complete(task_id)
+    task, open_tasks, content_hash = _load_for_action(task_id)
     _check_open(task, user, expected_version)
     if task.kind == "sign":
         return _complete_sign(db.session.get(HumanTask, task.id), user, data)
@@ -504,8 +477,7 @@ def transfer_task(task_id: int, user: User, username: str, comment: str | None =
                                  kind="transferred", actor_id=user.id,
                                  data={"to": target.username, "to_name": target.name, "comment": comment}))
     db.session.commit()
-    db.session.refresh(task)
-    return task
+    return db.session.get(HumanTask, task.id)
 
 
 def _future(due_at: datetime) -> datetime:
