@@ -23,6 +23,9 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
 
     db.init_app(app)
+    from hall import transactions
+
+    transactions.init_app(app)  # after db.init_app: its teardown must run before Flask-SQLAlchemy's
     migrate.init_app(app, db, directory=str(_root() / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     from hall.accounts import cache as user_cache

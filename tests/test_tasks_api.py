@@ -362,3 +362,65 @@ def test_submit_that_ends_the_instance_cancels_the_other_branch(people, deploy_b
                                                        "completed"]
     assert inbox(teacher)["total"] == 0
     assert complete(teacher, task_of(teacher, tasks["b"]["id"])).status_code == 409
+
+
+def test_submit_whose_instance_moved_after_its_read_changes_nothing(app, people, deploy_bpmn, monkeypatch):
+    """Two parallel steps; the submit of 乙 reads, then 甲 is submitted by another request before 乙 writes.
+    乙's write finds its own task as read but the instance moved: 409, and 乙 is still open as it was (on
+    PostgreSQL the write is one statement on an autocommit connection: the task's part of it must not stay)."""
+    import threading
+
+    from hall.tasks import services as task_services
+    from tests.engine.diagrams import process
+
+    deploy_bpmn(process(
+        '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>'
+        '<bpmn:userTask id="a" name="甲"/><bpmn:userTask id="b" name="乙"/><bpmn:parallelGateway id="join"/>'
+        '<bpmn:endEvent id="end"/>'
+        '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="split"/>'
+        '<bpmn:sequenceFlow id="f2" sourceRef="split" targetRef="a"/>'
+        '<bpmn:sequenceFlow id="f3" sourceRef="split" targetRef="b"/>'
+        '<bpmn:sequenceFlow id="f4" sourceRef="a" targetRef="join"/>'
+        '<bpmn:sequenceFlow id="f5" sourceRef="b" targetRef="join"/>'
+        '<bpmn:sequenceFlow id="f6" sourceRef="join" targetRef="end"/>', pid="race_branches"))
+    teacher = people("t1001")
+    started = start(teacher, "race_branches")
+    tasks = {t["element_id"]: task_of(teacher, t["id"]) for t in started["tasks"]}
+    cookie = teacher.client.get_cookie("session").value
+
+    def submit(task: dict, into: list) -> None:
+        # Its own thread: its own app context, session and connection, as a request in a server.
+        client = app.test_client()
+        client.set_cookie("session", cookie)
+        into.append(client.post(f"/api/v1/tasks/{task['id']}/complete", headers={"X-CSRF-Token": teacher.csrf},
+                                json={"data": {"note": task["name"]}, "version": task["version"]}))
+
+    read = task_services._load_for_action
+    other: list = []
+
+    def read_then_let_the_other_branch_go(task_id):
+        loaded = read(task_id)
+        if task_id == tasks["b"]["id"] and not other:
+            thread = threading.Thread(target=submit, args=(tasks["a"], other))
+            thread.start()
+            thread.join(timeout=60)
+        return loaded
+
+    monkeypatch.setattr(task_services, "_load_for_action", read_then_let_the_other_branch_go)
+    late: list = []
+    thread = threading.Thread(target=submit, args=(tasks["b"], late))
+    thread.start()
+    thread.join(timeout=60)
+    assert other[0].status_code == 200, other[0].get_json()
+    assert late[0].status_code == 409, late[0].get_json()
+    monkeypatch.undo()
+
+    detail = teacher.get(f"process-instances/{started['id']}").get_json()
+    assert detail["state"] == "running"
+    assert {t["element_id"]: t["state"] for t in detail["tasks"]} == {"a": "completed", "b": "ready"}
+    assert task_of(teacher, tasks["b"]["id"])["version"] == tasks["b"]["version"]
+    assert [e["kind"] for e in detail["history"]].count("task_completed") == 1
+    # 乙 can still be done, and then the instance ends.
+    done = complete(teacher, task_of(teacher, tasks["b"]["id"]), {"note": "乙"})
+    assert done.status_code == 200, done.get_json()
+    assert teacher.get(f"process-instances/{started['id']}").get_json()["state"] == "completed"

@@ -29,6 +29,7 @@ from hall.processes import registry
 from hall.processes.models import InstanceEvent, ProcessDefinition, ProcessInstance, ProcessVersion, Timer
 from hall.tasks.assignment import AssignmentResolver
 from hall.tasks.models import HumanTask, TaskCandidate
+from hall.transactions import commit_keeping_loaded
 
 OPEN_TASK_STATES = ("ready", "blocked")
 
@@ -302,17 +303,6 @@ class _InstanceStub:
         self.id, self.starter_id, self.org_unit_id, self.subject_id = instance_id, starter_id, org_unit_id, subject_id
 
 
-def commit_keeping_loaded() -> None:
-    """Commit without expiring what this request loaded and wrote: the response is built from it, and
-    reloading the instance, its task, definition, version and the user would cost a statement each."""
-    session = db.session()
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = True
-
-
 _VERSION_HEAD = sa.select(ProcessVersion).where(ProcessVersion.id == sa.bindparam("version_id")).options(
     defer(ProcessVersion.bpmn_xml), defer(ProcessVersion.forms), defer(ProcessVersion.dependencies))
 _DEFINITION_WITH_HEAD = (
@@ -509,8 +499,9 @@ def _one_statement(instance, expected_version: int, values: dict, task_write: Ta
                    rows: list[dict], assignments: list, given: list[dict], tail: list[dict], now) -> None:
     """Write a submit with one statement of data-modifying CTEs: the task's guarded UPDATE, the instance's
     UPDATE guarded by its version and by the task's, then the cancelled tasks, new tasks, their candidates
-    and the events, each only if the instance's write happened. A result of 0 means a guard failed: the
-    transaction is rolled back (409). Events keep the order the general path writes them in."""
+    and the events, each only if the instance's write happened. When a guard failed the statement fails as a
+    whole, so nothing of it stays even on an autocommit connection (hall.transactions): 409. Events keep the
+    order the general path writes them in."""
     candidates = [(row["engine_task_id"], user_id, role, unit)
                   for row, assignment in zip(rows, assignments, strict=True)
                   for (user_id, role, unit) in assignment.candidates]
@@ -528,10 +519,17 @@ def _one_statement(instance, expected_version: int, values: dict, task_write: Ta
         "ended_at": values["ended_at"], "stale": stale,
     }
     _follow_up_params(params, rows, candidates, plain)
-    written = db.session.connection().exec_driver_sql(sql, params).scalar_one()
-    if written != 1:
+    try:
+        db.session.connection().exec_driver_sql(sql, params)
+    except sa.exc.DataError as error:
+        if getattr(error.orig, "sqlstate", None) != _GUARD_FAILED:
+            raise
         db.session.rollback()
-        raise Conflict("流程实例已被他人更新，请刷新后重试")
+        raise Conflict("流程实例已被他人更新，请刷新后重试") from None
+
+
+# What the statement of _one_statement_sql raises when a guard failed (division_by_zero, see there).
+_GUARD_FAILED = "22012"
 
 
 def _json(value) -> str:
@@ -655,7 +653,12 @@ def _follow_up_params(params: dict, rows: list[dict], candidates: list[tuple], e
 @functools.lru_cache(maxsize=256)
 def _one_statement_sql(new_tasks: int, candidates: int, given: int, tail: int, stale: bool) -> str:
     """The statement of _one_statement for one shape (how many new tasks, candidates and events), built once
-    per shape. Parameters are typed where a VALUES list would otherwise leave PostgreSQL guessing."""
+    per shape. Parameters are typed where a VALUES list would otherwise leave PostgreSQL guessing.
+
+    It ends with `SELECT 1 / count(*) FROM instance_done`: when a guard failed (the task or the instance
+    changed since it was read), the instance's row is not written and the division by zero fails the whole
+    statement, the task's UPDATE in front of it included; a statement is atomic, so this holds without a
+    transaction around it."""
     parts = [
         "task_done AS (UPDATE human_tasks SET state = 'completed', version = %(task_new_version)s, "
         "completed_by_id = %(user_id)s, assignee_id = %(user_id)s, completed_at = %(now)s, "
@@ -673,7 +676,7 @@ def _one_statement_sql(new_tasks: int, candidates: int, given: int, tail: int, s
                      "WHERE id = ANY(%(stale)s) AND EXISTS (SELECT 1 FROM instance_done))")
     parts += _follow_up_sql("%(instance_id)s", "WHERE EXISTS (SELECT 1 FROM instance_done)", new_tasks, candidates,
                             given, tail, returning=False)
-    return "WITH " + ", ".join(parts) + " SELECT count(*) FROM instance_done"
+    return "WITH " + ", ".join(parts) + " SELECT 1 / count(*) FROM instance_done"
 
 
 def instance_timer_ids(instance: ProcessInstance) -> list[str]:

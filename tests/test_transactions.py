@@ -1,0 +1,69 @@
+"""How requests end their transactions (hall/transactions.py): read-only ones commit on PostgreSQL, so psycopg
+keeps its prepared statements; anything that wrote is still rolled back when the request does not commit."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from hall import transactions
+from hall.extensions import db
+from hall.processes.models import ProcessDefinition
+
+
+def _postgres(app) -> bool:
+    return app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+
+
+def test_a_request_that_only_read_ends_with_commit(app, demo):
+    with app.test_request_context():
+        db.session.execute(sa.select(ProcessDefinition.id)).all()
+        transactions._end_read_only(None)
+        assert not db.session().in_transaction()  # committed
+        db.session.remove()
+
+
+def test_a_request_that_wrote_is_left_to_roll_back(app, demo):
+    with app.test_request_context():
+        db.session.execute(sa.update(ProcessDefinition).values(name="改过"))
+        transactions._end_read_only(None)
+        assert db.session().in_transaction()
+        db.session.remove()  # what Flask-SQLAlchemy does at the end of the request: roll back
+    with app.app_context():
+        assert "改过" not in db.session.scalars(sa.select(ProcessDefinition.name)).all()
+
+
+def test_a_request_that_failed_or_left_changes_is_left_to_roll_back(app, demo):
+    with app.test_request_context():
+        db.session.execute(sa.select(ProcessDefinition.id)).all()
+        transactions._end_read_only(RuntimeError("the view failed"))
+        assert db.session().in_transaction()
+        db.session.remove()
+    with app.test_request_context():
+        definition = db.session.scalars(sa.select(ProcessDefinition)).first()
+        definition.name = "未保存"
+        transactions._end_read_only(None)
+        assert db.session().in_transaction()
+        db.session.remove()
+    with app.app_context():
+        assert "未保存" not in db.session.scalars(sa.select(ProcessDefinition.name)).all()
+
+
+def test_prepared_statements_survive_read_requests(app, api):
+    """The same read, repeated over requests, is prepared once per connection and stays prepared (before,
+    each request's closing ROLLBACK made psycopg forget it). Each request here has its own app context and
+    session, as in a server. SQLite: the requests work as before."""
+    from hall.org.demo import load_demo_organisation
+
+    with app.app_context():
+        load_demo_organisation()
+        db.session.remove()
+    api.login("t1001")
+    # Enough for every pooled connection to run the inbox's statements more than psycopg's threshold (5).
+    for _ in range(40):
+        assert api.get("tasks?view=mine").status_code == 200
+    if not _postgres(app):
+        return
+    with app.app_context():
+        prepared = db.session.execute(sa.text("SELECT statement FROM pg_prepared_statements")).scalars().all()
+        db.session.remove()
+    assert any("FROM human_tasks" in statement for statement in prepared), prepared
