@@ -58,7 +58,7 @@ def _end_read_only(exc: BaseException | None) -> None:
     connection = session.connection()
     if connection.info.get(WROTE) or connection.in_nested_transaction():
         return
-    session.commit()
+    commit_keeping_loaded()  # what was read stays readable (an app context may hand its objects out)
 
 
 def begin_autocommit() -> bool:

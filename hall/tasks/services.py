@@ -352,7 +352,8 @@ def complete_task(task_id: int, user: User, data: dict, expected_version: int | 
     database before (hall.transactions): one read, then one write statement that checks the versions read
     and is its own transaction. Outcomes that need more than that statement (timers to record, a signer's
     task) go back to a plain transaction first."""
-    autocommit = _writes_in_one_statement() and transactions.begin_autocommit()
+    one_statement = _writes_in_one_statement()
+    autocommit = one_statement and transactions.begin_autocommit()
     task, open_tasks, content_hash = _load_for_action(task_id)
     _check_open(task, user, expected_version)
     if task.kind == "sign":
@@ -371,12 +372,13 @@ def complete_task(task_id: int, user: User, data: dict, expected_version: int | 
     except LookupError:
         raise Conflict("此待办在流程中已不可办理，请刷新") from None
     now = utcnow()
-    events = [InstanceEvent(instance_id=instance.id, task_id=task.id, element_id=task.element_id,
-                            kind="task_completed" if decision == "completed" else "returned",
-                            actor_id=user.id, at=now, data=data)]
+    # A plain row, not an ORM object: apply_outcome writes it with Core.
+    events = [processes.CoreRow(instance_id=instance.id, task_id=task.id, element_id=task.element_id,
+                                kind="task_completed" if decision == "completed" else "returned",
+                                actor_id=user.id, at=now, data=data)]
     if autocommit and outcome.timers:
         transactions.leave_autocommit()  # apply_outcome writes timers with the general path: several statements
-    if _writes_in_one_statement():
+    if one_statement:
         joined = (_COMPLETE_WITH_INSTANCE, {"task_id": task.id, "task_old_version": task.version,
                                             "task_new_version": task.version + 1, "user_id": user.id,
                                             "now": now, "submitted": data})
