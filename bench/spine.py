@@ -5,7 +5,7 @@
 For each database it migrates a fresh database (a SQLite file in a temp folder, or the PostgreSQL
 database `bench_db`, dropped and created again), loads the demo organisation, deploys a process of 10
 sequential user tasks, serves the hall with gunicorn on 127.0.0.1 (a free port) and drives it with
-keep-alive HTTP/1.1 connections (plain sockets) from this process. It prints one markdown table; DESIGN §9 holds
+HTTP/1.1 requests (plain sockets) from this process. It prints one markdown table; DESIGN §9 holds
 the budgets. Every loop is bounded and the server is stopped in any case.
 """
 
@@ -69,7 +69,9 @@ def free_port() -> int:
 
 
 class Client:
-    """One keep-alive HTTP/1.1 connection with the session cookie of one signed-in person.
+    """HTTP/1.1 requests with the session cookie of one signed-in person, over one connection while the server
+    keeps it open: gunicorn's sync workers (the production setting, behind a proxy) close it after each
+    response, so each request then connects anew, and the connect is part of the time measured.
 
     A plain socket with the request written and the response read by hand, not http.client: http.client
     parses every response's headers with the email package, which costs this process a few tenths of a
@@ -78,11 +80,16 @@ class Client:
 
     def __init__(self, port: int):
         self.port = port
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock: socket.socket | None = None
         self.buffer = b""
         self.cookie: str | None = None
         self.csrf: str | None = None
+
+    def _connect(self) -> socket.socket:
+        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+        return self.sock
 
     def _read_until(self, marker: bytes) -> bytes:
         while marker not in self.buffer:
@@ -111,10 +118,11 @@ class Client:
             lines.append(f"Cookie: {self.cookie}")
         if self.csrf:
             lines.append(f"X-CSRF-Token: {self.csrf}")
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
+        (self.sock or self._connect()).sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
         status_line, *header_lines = self._read_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
         status = int(status_line.split(" ", 2)[1])
         length = None
+        close = False
         for line in header_lines:
             name, _, value = line.partition(":")
             name = name.strip().lower()
@@ -122,11 +130,15 @@ class Client:
                 length = int(value)
             elif name == "set-cookie" and value.strip().startswith("session="):
                 self.cookie = value.strip().split(";", 1)[0]
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
             elif name == "transfer-encoding" and "chunked" in value.lower():
                 raise RuntimeError(f"{method} {path}: chunked response; the benchmark expects Content-Length")
         if length is None:
             raise RuntimeError(f"{method} {path}: response without Content-Length")
         raw = self._read_exactly(length)
+        if close:
+            self.close()
         return status, (json.loads(raw) if raw else None)
 
     def ok(self, method: str, path: str, body: dict | None = None, status: int = 200):
@@ -152,7 +164,9 @@ class Client:
         return time.perf_counter() - began
 
     def close(self) -> None:
-        self.sock.close()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 # -- setting up --------------------------------------------------------------------------------------
@@ -298,8 +312,8 @@ def server(url: str, folder: Path, workers: int):
     env = dict(os.environ, HALL_DATABASE_URL=url, HALL_SECRET_KEY="bench-secret", HALL_INSTANCE_PATH=str(folder),
                HALL_ATTACHMENT_DIR=str(folder / "attachments"))
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread", "--threads", "2",
-         "--keep-alive", "60", "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
+         "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
         cwd=ROOT, env=env,
     )
     try:
@@ -515,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--submits", type=int, default=500, help="timed sequential submits (default 500)")
     parser.add_argument("--starts", type=int, default=100, help="timed instance starts (default 100)")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (gthread, 2 threads each)")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (default 4)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients for submits/s")
     parser.add_argument("--per-client", type=int, default=100, help="submits per client for submits/s")
     parser.add_argument("--runs", type=int, default=1,
@@ -540,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         # Other work on the machine only ever slows a run down, so the quickest run is the least disturbed one.
         results[kind] = min(runs, key=lambda r: statistics.median(r["submit"]))
     print(f"Quality Hall spine benchmark — {platform.node()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}, gunicorn {args.workers} gthread workers × 2 threads; "
+          f"{platform.python_version()}, gunicorn {args.workers} sync workers; "
           f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other work slows every figure); "
           f"best of {max(1, args.runs)} run(s) per database by submit median\n")
     print(table(results, args.submits, args.clients))
