@@ -13,11 +13,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import defer, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from hall import rawsql
 from hall.access import head_unit_ids, visible_to_roles
 from hall.accounts.models import User
 from hall.db_types import utcnow
@@ -520,16 +522,11 @@ def _one_statement(instance, expected_version: int, values: dict, task_write: Ta
     }
     _follow_up_params(params, rows, candidates, plain)
     try:
-        db.session.connection().exec_driver_sql(sql, params)
-    except sa.exc.DataError as error:
-        if getattr(error.orig, "sqlstate", None) != _GUARD_FAILED:
-            raise
+        rawsql.execute(sql, params)
+    except psycopg.errors.DivisionByZero:  # a guard failed (see _one_statement_sql)
         db.session.rollback()
         raise Conflict("流程实例已被他人更新，请刷新后重试") from None
 
-
-# What the statement of _one_statement_sql raises when a guard failed (division_by_zero, see there).
-_GUARD_FAILED = "22012"
 
 
 def _json(value) -> str:
@@ -621,8 +618,7 @@ def _start_in_one_statement(instance: ProcessInstance, values: dict, rows: list[
     params = dict(head, now=now, workflow=_json(values["workflow"]), current_elements=_json(values["current_elements"]),
                   completed_elements=_json(values["completed_elements"]))
     _follow_up_params(params, rows, candidates, plain)
-    answer = db.session.connection().exec_driver_sql(
-        _start_statement_sql(len(rows), len(candidates), len(given), len(tail)), params).all()
+    answer = rawsql.execute(_start_statement_sql(len(rows), len(candidates), len(given), len(tail)), params).fetchall()
     instance_id = next(row_id for kind, row_id, _ in answer if kind == 0)
     task_ids = {engine_task_id: row_id for kind, row_id, engine_task_id in answer if kind == 1}
     event_ids = [row_id for kind, row_id, _ in answer if kind == 2]
