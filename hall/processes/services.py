@@ -19,7 +19,7 @@ from flask import current_app
 from sqlalchemy.orm import defer, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hall import rawsql
+from hall import rawsql, transactions
 from hall.access import head_unit_ids, visible_to_roles
 from hall.accounts.models import User
 from hall.db_types import utcnow
@@ -157,7 +157,12 @@ def get_version(key: str, number: int) -> ProcessVersion:
 def start_instance(key: str, user: User, data: dict | None = None, org_unit_id: int | None = None,
                    subject_id: int | None = None, title: str | None = None, check_startable: bool = True,
                    commit: bool = True) -> ProcessInstance:
-    """Start the latest version of a definition for *user*; the first tasks are created with it."""
+    """Start the latest version of a definition for *user*; the first tasks are created with it.
+
+    With *commit* on PostgreSQL, a request that has not used the database yet reads and writes on an
+    autocommit connection (hall.transactions): the new instance and everything that comes with it are one
+    statement, its own transaction; an outcome with timers goes back to a plain transaction first."""
+    autocommit = commit and transactions.begin_autocommit()
     # The definition with its latest version's row, without the diagram and forms (the parsed spec is
     # cached; they are read only on a miss): one statement.
     found = db.session.execute(_DEFINITION_WITH_HEAD, {"key": key}).first()
@@ -177,6 +182,8 @@ def start_instance(key: str, user: User, data: dict | None = None, org_unit_id: 
         title=title or f"{definition.name} · {user.name}", workflow={}, version=0,
     )
     events = [InstanceEvent(kind="started", actor_id=user.id, data=data or None)]
+    if autocommit and outcome.timers:
+        transactions.leave_autocommit()  # timers are written with the general path: several statements
     apply_outcome(instance, process, outcome, events, expected_version=None)
     if commit:
         commit_keeping_loaded()
