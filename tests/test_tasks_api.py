@@ -334,21 +334,26 @@ def test_disallowed_or_mislabelled_attachment_is_422(people, solo, name, content
     assert teacher.get(f"tasks/{task['id']}/attachments").get_json() == []
 
 
+def _parallel_steps(pid: str, tail: str) -> bytes:
+    """A process that splits into two parallel user tasks, 甲 (a) and 乙 (b); *tail* adds what follows them."""
+    from tests.engine.diagrams import process
+
+    return process(
+        '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>'
+        '<bpmn:userTask id="a" name="甲"/><bpmn:userTask id="b" name="乙"/>'
+        '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="split"/>'
+        '<bpmn:sequenceFlow id="f2" sourceRef="split" targetRef="a"/>'
+        '<bpmn:sequenceFlow id="f3" sourceRef="split" targetRef="b"/>' + tail, pid=pid)
+
+
 def test_submit_that_ends_the_instance_cancels_the_other_branch(people, deploy_bpmn):
     """Two parallel steps; the first ends in a terminate end event: its submit completes the instance, the other
     step is cancelled (not left in anyone's inbox) and the history ends with `completed` — the same whether
     the write is one statement (PostgreSQL) or several (SQLite)."""
-    from tests.engine.diagrams import process
-
-    deploy_bpmn(process(
-        '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>'
-        '<bpmn:userTask id="a" name="甲"/><bpmn:userTask id="b" name="乙"/><bpmn:endEvent id="stop">'
-        '<bpmn:terminateEventDefinition/></bpmn:endEvent><bpmn:endEvent id="end"/>'
-        '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="split"/>'
-        '<bpmn:sequenceFlow id="f2" sourceRef="split" targetRef="a"/>'
-        '<bpmn:sequenceFlow id="f3" sourceRef="split" targetRef="b"/>'
+    deploy_bpmn(_parallel_steps("branches", (
+        '<bpmn:endEvent id="stop"><bpmn:terminateEventDefinition/></bpmn:endEvent><bpmn:endEvent id="end"/>'
         '<bpmn:sequenceFlow id="f4" sourceRef="a" targetRef="stop"/>'
-        '<bpmn:sequenceFlow id="f5" sourceRef="b" targetRef="end"/>', pid="branches"))
+        '<bpmn:sequenceFlow id="f5" sourceRef="b" targetRef="end"/>')))
     teacher = people("t1001")
     started = start(teacher, "branches")
     tasks = {t["element_id"]: t for t in started["tasks"]}
@@ -371,18 +376,11 @@ def test_submit_whose_instance_moved_after_its_read_changes_nothing(app, people,
     import threading
 
     from hall.tasks import services as task_services
-    from tests.engine.diagrams import process
-
-    deploy_bpmn(process(
-        '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>'
-        '<bpmn:userTask id="a" name="甲"/><bpmn:userTask id="b" name="乙"/><bpmn:parallelGateway id="join"/>'
-        '<bpmn:endEvent id="end"/>'
-        '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="split"/>'
-        '<bpmn:sequenceFlow id="f2" sourceRef="split" targetRef="a"/>'
-        '<bpmn:sequenceFlow id="f3" sourceRef="split" targetRef="b"/>'
+    deploy_bpmn(_parallel_steps("race_branches", (
+        '<bpmn:parallelGateway id="join"/><bpmn:endEvent id="end"/>'
         '<bpmn:sequenceFlow id="f4" sourceRef="a" targetRef="join"/>'
         '<bpmn:sequenceFlow id="f5" sourceRef="b" targetRef="join"/>'
-        '<bpmn:sequenceFlow id="f6" sourceRef="join" targetRef="end"/>', pid="race_branches"))
+        '<bpmn:sequenceFlow id="f6" sourceRef="join" targetRef="end"/>')))
     teacher = people("t1001")
     started = start(teacher, "race_branches")
     tasks = {t["element_id"]: task_of(teacher, t["id"]) for t in started["tasks"]}
