@@ -67,3 +67,31 @@ def test_prepared_statements_survive_read_requests(app, api):
         prepared = db.session.execute(sa.text("SELECT statement FROM pg_prepared_statements")).scalars().all()
         db.session.remove()
     assert any("FROM human_tasks" in statement for statement in prepared), prepared
+
+
+def test_a_submit_leaves_the_session_without_its_autocommit_connection(app, api):
+    """After complete_task the caller's next writes are in a plain transaction again: a job that submits a
+    task and then writes two rows must not have them committed one by one."""
+    from hall.accounts.models import User
+    from hall.org.demo import load_demo_organisation
+    from hall.processes import services as processes
+    from hall.tasks import services as tasks
+    from tests.conftest import bpmn_sequence
+
+    with app.app_context():
+        load_demo_organisation()
+        processes.deploy({"after_submit.bpmn": bpmn_sequence("after_submit", 2)}, {})
+        db.session.remove()
+    api.login("t1001")
+    assert api.post("process-instances", {"definition": "after_submit", "data": {}}).status_code == 201
+    task = api.get("tasks?view=mine").get_json()["items"][0]
+    with app.app_context():
+        user = db.session.scalars(sa.select(User).where(User.username == "t1001")).one()
+        db.session.commit()  # as a job starts: nothing read in the transaction yet
+        tasks.complete_task(task["id"], user, {"ok": True}, task["version"])
+        assert not db.session().in_transaction()
+        db.session.execute(sa.update(ProcessDefinition).values(name="未提交"))
+        assert getattr(db.session.connection().connection.dbapi_connection, "autocommit", False) is False
+        db.session.rollback()
+        assert "未提交" not in db.session.scalars(sa.select(ProcessDefinition.name)).all()
+        db.session.remove()

@@ -434,8 +434,9 @@ def complete_task(task_id: int, user: User, data: dict, expected_version: int | 
                                 open_tasks=open_tasks, finished_task_id=task.id)
     task.__dict__.update(state="completed", version=task.version + 1, completed_by_id=user.id, completed_at=now,
                          submitted=data, assignee_id=user.id, draft=None)
-    if not autocommit or outcome.timers:  # on the autocommit connection the write has committed itself
-        transactions.commit_keeping_loaded()
+    # Also after an autocommit write (nothing left to commit): the session lets go of that connection, so
+    # whatever the caller writes next gets a plain transaction again.
+    transactions.commit_keeping_loaded()
     # The caller may hold ORM objects of this task or instance from before (a page, a job): they are stale now.
     for model, key in ((HumanTask, task.id), (ProcessInstance, instance.id)):
         loaded = db.session.identity_map.get(identity_key(model, key))
