@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
+import shutil
 import sys
 import tempfile
 import time
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             samples = measure(port, usernames)
     finally:
         bench.drop_database("postgresql", DB)
-        os.system(f"rm -rf '{folder}'")  # noqa: S605 - our own temp folder
+        shutil.rmtree(folder, ignore_errors=True)
     print(f"Quality Hall inbox benchmark — {platform.node()}, {os.cpu_count()} CPUs, PostgreSQL; "
           f"{counts['human_tasks']:,} task rows, {counts['users']:,} users, {counts['task_candidates']:,} "
           f"candidate rows; {len(usernames)} people × 4 views × 2 pages over HTTP (gunicorn {args.workers} "

@@ -53,12 +53,20 @@ def _end_read_only(exc: BaseException | None) -> None:
     if exc is not None or not db.session.registry.has():
         return
     session = db.session()
-    if not session.in_transaction() or session.new or session.dirty or session.deleted:
+    if session.new or session.dirty or session.deleted:
         return
-    connection = session.connection()
-    if connection.info.get(WROTE) or connection.in_nested_transaction():
-        return
+    connection = _connection_in_use(session)
+    if connection is None or connection.info.get(WROTE) or connection.in_nested_transaction():
+        return  # nothing read (no connection to give back), or left to roll back
     commit_keeping_loaded()  # what was read stays readable (an app context may hand its objects out)
+
+
+def _connection_in_use(session):
+    """The connection the session's transaction already holds, or None: asking the session for one would
+    check one out of the pool (a request served from caches never needs one)."""
+    transaction = session.get_transaction()
+    connections = transaction._connections if transaction is not None else {}
+    return next((entry[0] for entry in connections.values()), None)
 
 
 def begin_autocommit() -> bool:
@@ -68,8 +76,7 @@ def begin_autocommit() -> bool:
     session = db.session()
     if session.get_bind().dialect.name != "postgresql":
         return False
-    transaction = session.get_transaction()
-    if transaction is not None and transaction._connections:  # already reading in a plain transaction
+    if _connection_in_use(session) is not None:  # already reading in a plain transaction
         return False
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     return True

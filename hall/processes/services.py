@@ -535,7 +535,6 @@ def _one_statement(instance, expected_version: int, values: dict, task_write: Ta
         raise Conflict("流程实例已被他人更新，请刷新后重试") from None
 
 
-
 def _json(value) -> str:
     return json.dumps(value)
 
