@@ -13,9 +13,11 @@ as soon as its connection ran anything that is not a SELECT; it is then left to 
 any request that ended with an exception or left unflushed ORM changes behind.
 
 A task submit reads once and writes once, and its write is one statement that checks what it read (see
-hall.processes.services._one_statement): it runs on an autocommit connection (`begin_autocommit`), so there
-is no BEGIN and no COMMIT to wait for, the statement being its own transaction. A path that needs more
-than one write statement first goes back to a plain transaction (`leave_autocommit`).
+hall.processes.services._one_statement): it runs on an autocommit connection, so there is no BEGIN and no
+COMMIT to wait for, the statement being its own transaction: a pooled connection outside the session
+(hall.rawsql.direct). An instance start does the same on the session's connection (`begin_autocommit`). A
+path that needs more than one write statement first goes back to a plain transaction (`leave_autocommit`,
+hall.rawsql.leave_direct).
 """
 
 from __future__ import annotations
@@ -67,6 +69,18 @@ def _connection_in_use(session):
     transaction = session.get_transaction()
     connections = transaction._connections if transaction is not None else {}
     return next((entry[0] for entry in connections.values()), None)
+
+
+def untouched() -> bool:
+    """Whether this request's session has not used the database yet (no connection checked out)."""
+    return _connection_in_use(db.session()) is None
+
+
+def holds_work() -> bool:
+    """Whether the session has something to commit: changes not yet written, or a transaction holding a
+    connection (a session transaction without one has nothing in the database to end)."""
+    session = db.session()
+    return bool(session.new or session.dirty or session.deleted or _connection_in_use(session) is not None)
 
 
 def begin_autocommit() -> bool:

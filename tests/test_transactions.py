@@ -95,3 +95,51 @@ def test_a_submit_leaves_the_session_without_its_autocommit_connection(app, api)
         db.session.rollback()
         assert "未提交" not in db.session.scalars(sa.select(ProcessDefinition.name)).all()
         db.session.remove()
+
+
+def test_a_submit_uses_a_pooled_autocommit_connection_and_gives_it_back(app, api):
+    """On PostgreSQL a submit that comes first in its request reads and writes on a pooled connection of its
+    own in autocommit mode (hall.rawsql.direct), never the session's; afterwards the connection is back in
+    the pool in its usual mode, with no write mark left on it, and the completion is visible to others."""
+    from hall.accounts.models import User
+    from hall.org.demo import load_demo_organisation
+    from hall.processes import services as processes
+    from hall.tasks import services as tasks
+    from hall.tasks.models import HumanTask
+    from tests.conftest import bpmn_sequence
+
+    with app.app_context():
+        load_demo_organisation()
+        processes.deploy({"direct_submit.bpmn": bpmn_sequence("direct_submit", 2)}, {})
+        db.session.remove()
+    api.login("t1001")
+    assert api.post("process-instances", {"definition": "direct_submit", "data": {}}).status_code == 201
+    task = api.get("tasks?view=mine").get_json()["items"][0]
+    with app.app_context():
+        user = db.session.scalars(sa.select(User).where(User.username == "t1001")).one()
+        db.session.commit()
+        pool = db.engine.pool
+        checked_out = pool.checkedout()
+        seen = []
+
+        def note(conn, *_args):
+            seen.append(conn)
+
+        sa.event.listen(db.engine, "before_cursor_execute", note)
+        try:
+            tasks.complete_task(task["id"], user, {"ok": True}, task["version"])
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", note)
+        assert transactions._connection_in_use(db.session()) is None
+        assert pool.checkedout() == checked_out
+        if _postgres(app):
+            # The read and the write (the session may read the person's memberships in between).
+            direct = [conn for conn in seen if not isinstance(conn, sa.engine.Connection)]
+            assert len(direct) == 2 and seen[0] is direct[0] and seen[-1] is direct[1], seen
+            with db.engine.connect() as conn:  # the pooled connection just given back
+                assert conn.connection.dbapi_connection.autocommit is False
+                assert transactions.WROTE not in conn.info
+        db.session.remove()
+    with app.app_context():
+        assert db.session.get(HumanTask, task["id"]).state == "completed"
+        db.session.remove()

@@ -387,17 +387,23 @@ def complete_task(task_id: int, user: User, data: dict, expected_version: int | 
                   decision: str = "completed") -> HumanTask:
     """Complete an open task *user* may act on; a stale version is a conflict, not a retry.
 
-    On PostgreSQL a submit reads and writes on an autocommit connection when the request has not used the
-    database before (hall.transactions): one read, then one write statement that checks the versions read
-    and is its own transaction. Outcomes that need more than that statement (timers to record, a signer's
-    task) go back to a plain transaction first."""
+    On PostgreSQL a submit that comes before anything else of its request touched the database reads and
+    writes on a pooled connection in autocommit mode, outside the ORM session (hall.rawsql.direct): one
+    read, then one write statement that checks the versions read and is its own transaction. Outcomes that
+    need more than that statement (timers to record, a signer's task) go back to the session and a plain
+    transaction first."""
+    if _writes_in_one_statement() and transactions.untouched():
+        with rawsql.direct():
+            return _complete(task_id, user, data, expected_version, decision)
+    return _complete(task_id, user, data, expected_version, decision)
+
+
+def _complete(task_id: int, user: User, data: dict, expected_version: int | None, decision: str) -> HumanTask:
     one_statement = _writes_in_one_statement()
-    autocommit = one_statement and transactions.begin_autocommit()
     task, open_tasks, content_hash = _load_for_action(task_id)
     _check_open(task, user, expected_version)
     if task.kind == "sign":
-        if autocommit:
-            transactions.leave_autocommit()
+        rawsql.leave_direct()
         return _complete_sign(db.session.get(HumanTask, task.id), user, data)
     if any(t.kind == "sign" and t.parent_task_id == task.id and t.state == "ready" for t in open_tasks):
         raise Conflict("加签人尚未处理完毕，暂不能提交")
@@ -415,8 +421,8 @@ def complete_task(task_id: int, user: User, data: dict, expected_version: int | 
     events = [processes.CoreRow(instance_id=instance.id, task_id=task.id, element_id=task.element_id,
                                 kind="task_completed" if decision == "completed" else "returned",
                                 actor_id=user.id, at=now, data=data)]
-    if autocommit and outcome.timers:
-        transactions.leave_autocommit()  # apply_outcome writes timers with the general path: several statements
+    if outcome.timers:
+        rawsql.leave_direct()  # apply_outcome writes timers with the general path: several statements
     if one_statement:
         joined = (_COMPLETE_WITH_INSTANCE, {"task_id": task.id, "task_old_version": task.version,
                                             "task_new_version": task.version + 1, "user_id": user.id,
@@ -434,9 +440,8 @@ def complete_task(task_id: int, user: User, data: dict, expected_version: int | 
                                 open_tasks=open_tasks, finished_task_id=task.id)
     task.__dict__.update(state="completed", version=task.version + 1, completed_by_id=user.id, completed_at=now,
                          submitted=data, assignee_id=user.id, draft=None)
-    # Also after an autocommit write (nothing left to commit): the session lets go of that connection, so
-    # whatever the caller writes next gets a plain transaction again.
-    transactions.commit_keeping_loaded()
+    if not rawsql.in_direct() or transactions.holds_work():
+        transactions.commit_keeping_loaded()
     # The caller may hold ORM objects of this task or instance from before (a page, a job): they are stale now.
     for model, key in ((HumanTask, task.id), (ProcessInstance, instance.id)):
         loaded = db.session.identity_map.get(identity_key(model, key))
