@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from marshmallow import Schema
 
+from hall.accounts.models import User
 from hall.extensions import db
 from hall.tasks import services
 from hall.tasks.models import HumanTask
@@ -45,6 +46,14 @@ def test_fast_dump_equals_marshmallow_on_orm_tasks_and_submit_rows(app, api):
         row, _, _ = services._load_for_action(ready.id)
         assert TaskSchema().dump(row) == _generic(row)
         assert list(TaskSchema().dump(row)) == list(TaskSchema().fields)  # every field, in order
+        # The inbox lists plain rows (services.ListedTask): each shows what its ORM task shows.
+        user = db.session.scalar(sa.select(User).where(User.username == "t1001"))
+        shown = {task.id: _generic(task) for task in tasks}
+        for view in ("open", "mine", "completed"):
+            items, total = services.inbox(user, view)
+            assert items and total == len(items)
+            for item in items:
+                assert TaskSchema().dump(item) == _generic(item) == shown[item.id]
         db.session.remove()
 
 

@@ -282,7 +282,8 @@ def start_instances(key: str, user: User, items: list[dict]) -> list[int]:
                                             data={"message": outcome.error_message})))
     task_ids = db.session.execute(_INSERT_TASKS, task_rows).scalars().all() if task_rows else []
     candidates = [
-        dict(task_id=task_id, user_id=user_id, role_code=role, org_unit_id=unit)
+        dict(task_id=task_id, user_id=user_id, role_code=role, org_unit_id=unit,
+             claimable=assignment.assignee_id is None)
         for task_id, assignment in zip(task_ids, assignments, strict=True)
         for (user_id, role, unit) in assignment.candidates
     ]
@@ -452,7 +453,8 @@ def apply_outcome(instance: ProcessInstance, process: CompiledProcess, outcome: 
             # one INSERT … RETURNING per table is what the flush would send anyway, at a fraction of its cost.
             ids = db.session.connection().execute(_INSERT_TASKS, rows).scalars().all()
             candidates = [
-                dict(task_id=task_id, user_id=user_id, role_code=role, org_unit_id=unit)
+                dict(task_id=task_id, user_id=user_id, role_code=role, org_unit_id=unit,
+                     claimable=assignment.assignee_id is None)
                 for task_id, assignment in zip(ids, assignments, strict=True)
                 for (user_id, role, unit) in assignment.candidates
             ]
@@ -560,13 +562,13 @@ def _follow_up_sql(instance: str, guard: str, new_tasks: int, candidates: int, g
             "SELECT " + instance + ", v.engine_task_id, v.element_id, v.name, v.lane, v.form_key, v.ui_form_key, "
             "v.assignee_id, v.due_at, 'user', 'ready', 1, %(now)s "
             f"FROM (VALUES {values}) AS v(" + ", ".join(_NEW_TASK_COLUMNS) + ", ord) "
-            + guard + " ORDER BY v.ord RETURNING id, engine_task_id, element_id)")
+            + guard + " ORDER BY v.ord RETURNING id, engine_task_id, element_id, assignee_id)")
         if candidates:
             values = ", ".join(f"(%(c{i}_engine_task_id)s::varchar, %(c{i}_user_id)s::int, "
                                f"%(c{i}_role_code)s::varchar, %(c{i}_org_unit_id)s::int)" for i in range(candidates))
             parts.append(
-                "new_candidates AS (INSERT INTO task_candidates (task_id, user_id, role_code, org_unit_id) "
-                "SELECT n.id, c.user_id, c.role_code, c.org_unit_id FROM new_tasks n "
+                "new_candidates AS (INSERT INTO task_candidates (task_id, user_id, role_code, org_unit_id, claimable) "
+                "SELECT n.id, c.user_id, c.role_code, c.org_unit_id, n.assignee_id IS NULL FROM new_tasks n "
                 f"JOIN (VALUES {values}) AS c(engine_task_id, user_id, role_code, org_unit_id) "
                 "ON c.engine_task_id = n.engine_task_id)")
     # Events: the given ones (ord 0..), the new tasks' task_created (by task id), then the end or error.

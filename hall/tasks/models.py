@@ -51,12 +51,20 @@ class HumanTask(db.Model):
 
 
 class TaskCandidate(db.Model):
-    """Who may claim a task: a user, or holders of a role (in a unit, or anywhere when org_unit_id is NULL)."""
+    """Who may claim a task: a user, or holders of a role (in a unit, or anywhere when org_unit_id is NULL).
+
+    `claimable` says whether the task can be claimed now (ready, nobody assigned). Whoever inserts rows sets
+    it (a new task's rows: whether the task has no assignee); after that a trigger on human_tasks keeps it
+    (migration 3f8a2c6d1e47), whatever changes the task. The inbox's claimable views read only these rows,
+    through partial indexes, and never visit the tasks they count (docs/performance.md, "The inbox")."""
 
     __tablename__ = "task_candidates"
     __table_args__ = (
         sa.Index("ix_task_candidates_user", "user_id"),
-        sa.Index("ix_task_candidates_role_unit", "role_code", "org_unit_id"),
+        sa.Index("ix_task_candidates_claimable_role", "role_code", "org_unit_id", "task_id",
+                 postgresql_where=sa.text("claimable"), sqlite_where=sa.text("claimable = 1")),
+        sa.Index("ix_task_candidates_claimable_user", "user_id", "task_id",
+                 postgresql_where=sa.text("claimable"), sqlite_where=sa.text("claimable = 1")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -64,6 +72,7 @@ class TaskCandidate(db.Model):
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     role_code: Mapped[str | None] = mapped_column(sa.String(64))
     org_unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey("org_units.id"))
+    claimable: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class Comment(db.Model):
