@@ -2,11 +2,11 @@
 
 from flask.views import MethodView
 from flask_login import current_user, login_required
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from hall import security
 from hall.accounts.schemas import LoginSchema, UserSchema
+from hall.extensions import Blueprint
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in and the current user")
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from flask_login import current_user, login_required
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from hall.accounts import tokens
 from hall.audit import services as audit
+from hall.extensions import Blueprint
 
 blp = Blueprint("tokens", __name__, url_prefix="/api/v1", description="API tokens for integrations (administrators)")
 

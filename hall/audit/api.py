@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC
 
 from flask_login import current_user, login_required
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from hall.audit import services
 from hall.audit.models import KINDS
 from hall.errors import Forbidden
+from hall.extensions import Blueprint
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1", description="The audit log (administrators)")
 

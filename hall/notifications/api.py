@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import current_app
 from flask_login import current_user, login_required
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from hall.extensions import Blueprint
 from hall.notifications import channels, services
 from hall.notifications.models import CHANNELS
 from hall.processes.schemas import PageArgs

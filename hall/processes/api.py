@@ -6,9 +6,9 @@ import json
 
 from flask import Response, request
 from flask_login import current_user, login_required
-from flask_smorest import Blueprint
 
 from hall.errors import Forbidden, Invalid
+from hall.extensions import Blueprint
 from hall.processes import services
 from hall.processes.schemas import (
     DefinitionSchema,

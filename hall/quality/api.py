@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from flask import request
 from flask_login import current_user, login_required
-from flask_smorest import Blueprint
 
 from hall.accounts.tokens import require_scope
 from hall.errors import Invalid
+from hall.extensions import Blueprint
 from hall.quality import imports, services
 from hall.quality import warnings as quality_warnings  # noqa: F401 - registers the quality.* operators
 from hall.quality.schemas import (

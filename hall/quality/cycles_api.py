@@ -1,9 +1,9 @@
 """/api/v1 endpoints of the quality domain (cycles): open a round of the big loop and follow its progress."""
 
 from flask_login import current_user, login_required
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from hall.extensions import Blueprint
 from hall.processes.schemas import PageArgs
 from hall.quality import cycles
 from hall.quality import operators as _operators  # noqa: F401 - registers the diagnosis process's operators

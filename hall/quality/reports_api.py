@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Response
 from flask_login import current_user, login_required
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from hall.extensions import Blueprint
 from hall.quality import portraits, reports
 from hall.quality.models import LEVELS
 

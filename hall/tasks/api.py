@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import request, send_file
 from flask_login import current_user, login_required
-from flask_smorest import Blueprint
 
 from hall.errors import Invalid
+from hall.extensions import Blueprint
 from hall.tasks import services
 from hall.tasks.schemas import (
     AttachmentSchema,
