@@ -77,7 +77,8 @@ def fill(app, tasks: int, users: int) -> dict:
             "FROM process_instances i CROSS JOIN generate_series(1, 10) AS s "
             "WHERE i.title LIKE '申请 %%'", {})
         run("INSERT INTO task_candidates (task_id, role_code, org_unit_id, claimable) "
-            "SELECT t.id, 'teacher', i.org_unit_id, true FROM human_tasks t JOIN process_instances i ON i.id = t.instance_id "
+            "SELECT t.id, 'teacher', i.org_unit_id, true "
+            "FROM human_tasks t JOIN process_instances i ON i.id = t.instance_id "
             "WHERE t.state = 'ready' AND t.assignee_id IS NULL", {})
         db.session.commit()
         run = db.session.connection().exec_driver_sql

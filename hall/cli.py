@@ -57,7 +57,7 @@ def load_demo():
         quality_demo = None
     if quality_demo is not None:
         quality_demo.load()
-    click.echo("Demo logins (password for all: %s):" % DEMO_PASSWORD)
+    click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
     for username, name, roles in people:
         click.echo(f"  {username:<10} {name:<6} {roles}")
 

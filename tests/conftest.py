@@ -168,7 +168,8 @@ def bpmn_sequence(process_id: str, steps: int, loop: bool = False, lane: str | N
         prev = f"t{i}"
     extra = ""
     if script is not None:
-        extra += f'<bpmn:scriptTask id="script1" name="脚本"><bpmn:script>{escape(script)}</bpmn:script></bpmn:scriptTask>'
+        extra += (f'<bpmn:scriptTask id="script1" name="脚本"><bpmn:script>{escape(script)}</bpmn:script>'
+                  '</bpmn:scriptTask>')
         flows.append(f'<bpmn:sequenceFlow id="fs" sourceRef="{prev}" targetRef="script1"/>')
         prev = "script1"
     if loop:

@@ -68,9 +68,11 @@ def _uploads() -> tuple[dict[str, bytes], dict[str, dict]]:
             try:
                 forms[name] = json.loads(content)
             except ValueError:
-                raise Invalid(f"表单文件 {name} 不是有效的 JSON", errors=[{"file": name, "element": "", "reason": "无效 JSON"}]) from None
+                raise Invalid(f"表单文件 {name} 不是有效的 JSON",
+                              errors=[{"file": name, "element": "", "reason": "无效 JSON"}]) from None
         else:
-            raise Invalid(f"不支持的文件 {name}：只接受 .bpmn 和 .json", errors=[{"file": name, "element": "", "reason": "文件类型"}])
+            raise Invalid(f"不支持的文件 {name}：只接受 .bpmn 和 .json",
+                          errors=[{"file": name, "element": "", "reason": "文件类型"}])
     if not files:
         raise Invalid("请上传 BPMN 文件（字段名 file）", errors={"file": ["缺少 .bpmn 文件"]})
     return files, forms

@@ -268,8 +268,8 @@ def start_instances(key: str, user: User, items: list[dict]) -> list[int]:
             task_rows.append(dict(
                 instance_id=instance_id, engine_task_id=ready.engine_task_id, element_id=ready.element_id,
                 name=ready.name, lane=ready.lane, form_key=ready.form_key, ui_form_key=ready.ui_form_key,
-                assignee_id=assignment.assignee_id, due_at=_due(ready.properties, now, ready.data) or ready.due_at, kind="user",
-                state="ready", version=1, created_at=now,
+                assignee_id=assignment.assignee_id, due_at=_due(ready.properties, now, ready.data) or ready.due_at,
+                kind="user", state="ready", version=1, created_at=now,
             ))
         timer_rows += [dict(instance_id=instance_id, engine_task_id=tid, element_id=element, due_at=due)
                        for tid, element, due in outcome.timers]
@@ -876,8 +876,8 @@ def retry_instance(instance_id: int, user: User, data: dict | None = None) -> Pr
     version = db.session.get(ProcessVersion, instance.process_version_id)
     process = registry.compiled(version)
     outcome = registry.engine().retry(process, instance.workflow, data)
-    events = [InstanceEvent(instance_id=instance.id, kind="retried", actor_id=user.id, element_id=instance.error_element,
-                            data=data or None)]
+    events = [InstanceEvent(instance_id=instance.id, kind="retried", actor_id=user.id,
+                            element_id=instance.error_element, data=data or None)]
     apply_outcome(instance, process, outcome, events, expected_version=instance.version)
     db.session.commit()
     db.session.refresh(instance)

@@ -43,7 +43,8 @@ class AssignmentResolver:
             if user_id:
                 return Assignment(user_id, [(user_id, None, None)])
         candidates: list[tuple[int | None, str | None, int | None]] = []
-        users = _split(properties.get("candidateUsers")) + _split(_from_data(properties.get("candidateUsersVariable"), data))
+        users = _split(properties.get("candidateUsers")) + \
+            _split(_from_data(properties.get("candidateUsersVariable"), data))
         if users:
             ids = db.session.scalars(sa.select(User.id).where(User.username.in_(users))).all()
             candidates += [(uid, None, None) for uid in ids]

@@ -325,7 +325,8 @@ def _select_for_action():
     target_instance = sa.select(_T.c.instance_id).where(_T.c.id == sa.bindparam("task_id")).scalar_subquery()
     return (
         sa.select(*(_T.c[name] for name in _TASK_COLUMNS),
-                  *(_I.c[name].label("i_" + name) for name in _INSTANCE_COLUMNS), ProcessVersion.__table__.c.content_hash, definition.c.key.label("d_key"),
+                  *(_I.c[name].label("i_" + name) for name in _INSTANCE_COLUMNS),
+                  ProcessVersion.__table__.c.content_hash, definition.c.key.label("d_key"),
                   definition.c.visible_to.label("d_visible_to"))
         .select_from(_T.join(_I, _I.c.id == _T.c.instance_id)
                      .join(ProcessVersion.__table__, ProcessVersion.__table__.c.id == _I.c.process_version_id)
@@ -689,7 +690,8 @@ def add_attachment(task_id: int, user: User, filename: str, stream) -> Attachmen
     name = os.path.basename((filename or "").replace("\\", "/")).strip()
     ext = os.path.splitext(name)[1].lower()
     if not name or ext not in ALLOWED_UPLOADS:
-        raise Invalid("不支持的文件类型，允许：" + "、".join(sorted(ALLOWED_UPLOADS)), errors={"file": ["文件类型不允许"]})
+        raise Invalid("不支持的文件类型，允许：" + "、".join(sorted(ALLOWED_UPLOADS)),
+                      errors={"file": ["文件类型不允许"]})
     limit = current_app.config["MAX_ATTACHMENT_BYTES"]
     content = stream.read(limit + 1)
     if len(content) > limit:

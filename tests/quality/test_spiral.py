@@ -72,7 +72,8 @@ def test_a_warning_raised_during_implement_is_handled_and_shown_in_diagnosis(api
     review = [t for t in api.get("tasks?view=open").get_json()["items"] if t["instance_id"] == warning.instance_id][0]
     review = api.get(f"tasks/{review['id']}").get_json()
     done = api.post(f"tasks/{review['id']}/complete",
-                    {"data": {"review_decision": "approve", "review_opinion": "措施可行"}, "version": review["version"]})
+                    {"data": {"review_decision": "approve", "review_opinion": "措施可行"},
+                     "version": review["version"]})
     assert done.status_code == 200, done.get_json()
     db.session.expire_all()
     assert db.session.get(ProcessInstance, warning.instance_id).state == "completed"
