@@ -41,16 +41,34 @@ def direct():
     transaction, with no BEGIN or COMMIT to wait for and no ORM session around it (checking a connection out
     through the session and committing it cost ~0.2 ms of a submit). The connection goes back to the pool at
     the end, in its usual mode, with nothing open on it."""
-    pooled = db.engine.raw_connection()
-    pooled.driver_connection.autocommit = True
-    token = _direct.set(_Direct(pooled))
+    engine = db.engine
+    pooled = engine.raw_connection()
+    token, lost = None, False
     try:
+        pooled.driver_connection.autocommit = True
+        token = _direct.set(_Direct(pooled))
         yield
+    except engine.dialect.loaded_dbapi.Error as err:
+        # The server went away (restarted, or the connection was cut): as SQLAlchemy does when a session's
+        # connection is lost, drop this connection and every other one pooled before it, so one request
+        # fails, not one per stale pooled connection.
+        lost = engine.dialect.is_disconnect(err, pooled.driver_connection, None)
+        raise
     finally:
-        _direct.reset(token)
+        if token is not None:
+            _direct.reset(token)
         pooled.info.pop("hall_wrote", None)  # an autocommit statement left nothing to roll back
-        pooled.driver_connection.autocommit = False
-        pooled.close()
+        if not lost:
+            try:
+                pooled.driver_connection.autocommit = False
+            except engine.dialect.loaded_dbapi.Error:
+                lost = True
+        if lost:
+            pooled.invalidate()
+            pooled.close()
+            engine.dispose()
+        else:
+            pooled.close()
 
 
 def leave_direct() -> None:

@@ -3,6 +3,7 @@ keeps its prepared statements; anything that wrote is still rolled back when the
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from hall import transactions
@@ -143,3 +144,36 @@ def test_a_submit_uses_a_pooled_autocommit_connection_and_gives_it_back(app, api
     with app.app_context():
         assert db.session.get(HumanTask, task["id"]).state == "completed"
         db.session.remove()
+
+
+def test_a_submit_after_the_database_dropped_its_connections_fails_once_then_works(app, api):
+    """PostgreSQL restarted (here: every connection of the app cut by the server): the first submit gets an
+    error and writes nothing, the pool drops its stale connections, the next submit completes the task
+    once. SQLite has no server connection to lose."""
+    import psycopg
+
+    from hall.org.demo import load_demo_organisation
+    from hall.processes import services as processes
+    from tests.conftest import bpmn_sequence
+
+    if not _postgres(app):
+        return
+    with app.app_context():
+        load_demo_organisation()
+        processes.deploy({"cut_off.bpmn": bpmn_sequence("cut_off", 2)}, {})
+        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        db.session.remove()
+    api.login("t1001")
+    assert api.post("process-instances", {"definition": "cut_off", "data": {}}).status_code == 201
+    task = api.get("tasks?view=mine").get_json()["items"][0]
+    with psycopg.connect(url, autocommit=True) as admin:
+        cut = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+    assert cut >= 1
+    with pytest.raises(psycopg.OperationalError):  # a 500 in production; the tests let errors through
+        api.post(f"tasks/{task['id']}/complete", {"data": {"ok": True}, "version": task["version"]})
+    again = api.post(f"tasks/{task['id']}/complete", {"data": {"ok": True}, "version": task["version"]})
+    assert again.status_code == 200, again.get_json()
+    assert api.get(f"tasks/{task['id']}").get_json()["state"] == "completed"
+    history = api.get(f"process-instances/{task['instance_id']}").get_json()["history"]
+    assert [event["kind"] for event in history].count("task_completed") == 1
