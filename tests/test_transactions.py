@@ -70,22 +70,28 @@ def test_prepared_statements_survive_read_requests(app, api):
     assert any("FROM human_tasks" in statement for statement in prepared), prepared
 
 
-def test_a_submit_leaves_the_session_without_its_autocommit_connection(app, api):
-    """After complete_task the caller's next writes are in a plain transaction again: a job that submits a
-    task and then writes two rows must not have them committed one by one."""
-    from hall.accounts.models import User
+def _started(app, api, key: str) -> dict:
+    """The demo people and a two-step process *key*, started by t1001: their open task, as the API lists it."""
     from hall.org.demo import load_demo_organisation
     from hall.processes import services as processes
-    from hall.tasks import services as tasks
     from tests.conftest import bpmn_sequence
 
     with app.app_context():
         load_demo_organisation()
-        processes.deploy({"after_submit.bpmn": bpmn_sequence("after_submit", 2)}, {})
+        processes.deploy({f"{key}.bpmn": bpmn_sequence(key, 2)}, {})
         db.session.remove()
     api.login("t1001")
-    assert api.post("process-instances", {"definition": "after_submit", "data": {}}).status_code == 201
-    task = api.get("tasks?view=mine").get_json()["items"][0]
+    assert api.post("process-instances", {"definition": key, "data": {}}).status_code == 201
+    return api.get("tasks?view=mine").get_json()["items"][0]
+
+
+def test_a_submit_leaves_the_session_without_its_autocommit_connection(app, api):
+    """After complete_task the caller's next writes are in a plain transaction again: a job that submits a
+    task and then writes two rows must not have them committed one by one."""
+    from hall.accounts.models import User
+    from hall.tasks import services as tasks
+
+    task = _started(app, api, "after_submit")
     with app.app_context():
         user = db.session.scalars(sa.select(User).where(User.username == "t1001")).one()
         db.session.commit()  # as a job starts: nothing read in the transaction yet
@@ -103,19 +109,10 @@ def test_a_submit_uses_a_pooled_autocommit_connection_and_gives_it_back(app, api
     own in autocommit mode (hall.rawsql.direct), never the session's; afterwards the connection is back in
     the pool in its usual mode, with no write mark left on it, and the completion is visible to others."""
     from hall.accounts.models import User
-    from hall.org.demo import load_demo_organisation
-    from hall.processes import services as processes
     from hall.tasks import services as tasks
     from hall.tasks.models import HumanTask
-    from tests.conftest import bpmn_sequence
 
-    with app.app_context():
-        load_demo_organisation()
-        processes.deploy({"direct_submit.bpmn": bpmn_sequence("direct_submit", 2)}, {})
-        db.session.remove()
-    api.login("t1001")
-    assert api.post("process-instances", {"definition": "direct_submit", "data": {}}).status_code == 201
-    task = api.get("tasks?view=mine").get_json()["items"][0]
+    task = _started(app, api, "direct_submit")
     with app.app_context():
         user = db.session.scalars(sa.select(User).where(User.username == "t1001")).one()
         db.session.commit()
@@ -152,20 +149,11 @@ def test_a_submit_after_the_database_dropped_its_connections_fails_once_then_wor
     once. SQLite has no server connection to lose."""
     import psycopg
 
-    from hall.org.demo import load_demo_organisation
-    from hall.processes import services as processes
-    from tests.conftest import bpmn_sequence
-
     if not _postgres(app):
-        return
+        pytest.skip("PostgreSQL only: an embedded SQLite database has no server connection to lose")
+    task = _started(app, api, "cut_off")
     with app.app_context():
-        load_demo_organisation()
-        processes.deploy({"cut_off.bpmn": bpmn_sequence("cut_off", 2)}, {})
         url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        db.session.remove()
-    api.login("t1001")
-    assert api.post("process-instances", {"definition": "cut_off", "data": {}}).status_code == 201
-    task = api.get("tasks?view=mine").get_json()["items"][0]
     with psycopg.connect(url, autocommit=True) as admin:
         cut = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                             "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
