@@ -61,6 +61,8 @@ class TaskCandidate(db.Model):
     __tablename__ = "task_candidates"
     __table_args__ = (
         sa.Index("ix_task_candidates_user", "user_id"),
+        sa.Index("ix_task_candidates_role_unit", "role_code", "org_unit_id", "task_id",
+                 postgresql_where=sa.text("role_code IS NOT NULL"), sqlite_where=sa.text("role_code IS NOT NULL")),
         sa.Index("ix_task_candidates_claimable_role", "role_code", "org_unit_id", "task_id",
                  postgresql_where=sa.text("claimable"), sqlite_where=sa.text("claimable = 1")),
         sa.Index("ix_task_candidates_claimable_user", "user_id", "task_id",

@@ -153,6 +153,25 @@ def test_a_teacher_sees_her_own_leave(people, college):
     assert college["leave_xxgc"] in _ids(teacher.get("process-instances?page_size=100").get_json())
 
 
+def test_each_persons_instance_list_holds_exactly_the_instances_they_may_open(app, college):
+    """The list finds what a person may see as one union of index scans; the detail page asks instance by
+    instance (can_see_instance). For one person of every role, and the teachers and heads of both
+    departments, the two agree on every instance of the college."""
+    from hall.accounts.models import User
+    from hall.processes import services as processes
+    from hall.processes.models import ProcessInstance
+
+    with app.app_context():
+        instances = db.session.scalars(sa.select(ProcessInstance)).all()
+        assert len(instances) >= 6
+        for username in {*PEOPLE.values(), "t1002", "t1003", "h2002"}:
+            user = db.session.scalar(sa.select(User).where(User.username == username))
+            listed, total = processes.list_instances(user, page_size=1000)
+            may_open = {i.id for i in instances if processes.can_see_instance(i, user)}
+            assert {i.id for i in listed} == may_open and total == len(may_open), username
+        db.session.remove()
+
+
 def test_a_teacher_cannot_see_another_teachers_leave(people, college):
     """t1002 gets 404 on t1001's leave, on its task and its attachment, and does not find it in her list."""
     other = people("t1002")
