@@ -15,7 +15,6 @@ from hall.processes import services as processes
 from hall.processes.models import ProcessInstance
 from tests.test_flows import LEAVE, SEAL, complete, start
 
-
 EXTRA = "t9001"  # a teacher of the department jdgc itself (the demo's teachers belong to teaching offices)
 
 
