@@ -80,10 +80,6 @@ def inbox(user: User, view: str = "open", page: int = 1, page_size: int = 20, so
         order = (HumanTask.due_at.asc().nulls_last(), HumanTask.id.desc()) if sort == "due" else \
             (HumanTask.id.desc(),)
     total = db.session.scalar(sa.select(total))
-    # LIMIT and OFFSET written into the statement: PostgreSQL plans it for those numbers (given as
-    # parameters, its estimate for them made it keep planning the statement afresh on every request).
-    limit = sa.literal_column(str(int(page_size)))
-    offset = sa.literal_column(str(int((page - 1) * page_size)))
     if view in ("open", "candidate") and sort != "due":
         # By creation (the default): task ids are in creation order, so the page is the highest ids of
         # the id list itself, without visiting a task.
@@ -93,7 +89,7 @@ def inbox(user: User, view: str = "open", page: int = 1, page_size: int = 20, so
         page_ids = sa.select(HumanTask.id).where(HumanTask.id.in_(ids)).order_by(*order)
     else:
         page_ids = ids.order_by(*order)
-    page_ids = page_ids.limit(limit).offset(offset).subquery()
+    page_ids = page_ids.limit(page_size).offset((page - 1) * page_size).subquery()
     rows = db.session.execute(sa.select(*_LISTED).join_from(_tasks, page_ids, page_ids.c.id == _tasks.c.id)
                               .order_by(*order)).all()
     return [ListedTask(row) for row in rows], total
