@@ -74,3 +74,28 @@ def test_the_list_and_the_detail_agree_on_who_sees_which_instance(app, api, demo
     complete(api, "o3002", "office_review", {"office_approved": True, "office_opinion": "同意"})
     seen = _agree(app)
     assert seal["id"] in seen["o3002"]
+
+
+def test_the_list_pages_alike_whether_it_reads_ids_first_or_counts(app, api, demo, monkeypatch):
+    """Up to `_LISTED_IDS` visible instances the list reads their ids once and pages from them; past that it
+    counts and pages in the database. Both give the same totals and pages (the cap lowered to force the
+    second way), and a page past the end is empty with the total still right."""
+    started = {username: [] for username in ("t1001", "t1003")}
+    for username in ("t1001", "t1001", "t1003", "t1001"):
+        started[username].append(start(api, "leave_request", username)["id"])
+
+    def pages(username: str) -> list:
+        with app.app_context():
+            user = db.session.scalar(sa.select(User).where(User.username == username))
+            listed = [processes.list_instances(user, page=page, page_size=2) for page in (1, 2, 3)]
+            db.session.remove()
+        return [([i.id for i in items], total) for items, total in listed]
+
+    for username in ("t1001", "h2001", "admin"):
+        ids_first = pages(username)
+        monkeypatch.setattr(processes, "_LISTED_IDS", 1)
+        counted = pages(username)
+        monkeypatch.undo()
+        assert ids_first == counted, username
+    newest_first = sorted(started["t1001"], reverse=True)
+    assert pages("t1001") == [(newest_first[:2], 3), (newest_first[2:], 3), ([], 3)]
