@@ -728,7 +728,7 @@ def can_see_instance(instance: ProcessInstance, user: User) -> bool:
         .outerjoin(TaskCandidate, TaskCandidate.task_id == HumanTask.id)
         .where(HumanTask.instance_id == instance.id, sa.or_(
             HumanTask.assignee_id == user.id, HumanTask.completed_by_id == user.id,
-            TaskCandidate.user_id == user.id, *_role_match(user),
+            TaskCandidate.user_id == user.id, *role_terms(user),
         )).limit(1)
     ))
 
@@ -754,7 +754,9 @@ def _involved_in(user: User):
     return parts
 
 
-def _role_match(user: User) -> list:
+def role_terms(user: User) -> list:
+    """Conditions on TaskCandidate, one per membership: the row offers its task to that role, in the
+    membership's unit or college-wide (a role held college-wide matches the role in every unit)."""
     clauses = []
     for membership in user.memberships:
         clauses.append(sa.and_(
@@ -825,9 +827,9 @@ def list_instances(user: User, definition: str | None = None, state: str | None 
     # total and the page without a second pass over what they may see. Past that (and for administrators,
     # who see everything), a count and the page.
     offset = (page - 1) * page_size
-    ids = [] if user.is_admin else db.session.scalars(
+    ids = None if user.is_admin else db.session.scalars(
         query.with_only_columns(ProcessInstance.id).order_by(ProcessInstance.id.desc()).limit(_LISTED_IDS + 1)).all()
-    if not user.is_admin and len(ids) <= _LISTED_IDS:
+    if ids is not None and len(ids) <= _LISTED_IDS:
         total, page_ids = len(ids), ids[offset:offset + page_size]
         if not page_ids:
             return [], total

@@ -40,13 +40,8 @@ def _offered_ids(user: User):
     indexes), never from the tasks: the flag says the task is ready and unassigned (a trigger keeps it), so
     the database neither probes each offered task nor scans the unclaimed ones. A task offered by several
     matching rows may appear more than once: callers count and list distinct ids."""
-    role_terms = []
-    for m in user.memberships:
-        unit_ok = sa.true() if m.org_unit_id is None else sa.or_(
-            TaskCandidate.org_unit_id.is_(None), TaskCandidate.org_unit_id == m.org_unit_id)
-        role_terms.append(sa.and_(TaskCandidate.role_code == m.role_code, unit_ok))
     return (sa.select(TaskCandidate.task_id.label("id"))
-            .where(TaskCandidate.claimable, sa.or_(TaskCandidate.user_id == user.id, *role_terms)))
+            .where(TaskCandidate.claimable, sa.or_(TaskCandidate.user_id == user.id, *processes.role_terms(user))))
 
 
 def _count(select) -> sa.ScalarSelect:
@@ -120,13 +115,6 @@ def _listed_columns() -> tuple:
     )
 
 
-class _Named:
-    """The part of a related row a list shows (`instance.title`, `instance.definition.key`, `assignee.username`)."""
-
-    def __init__(self, **values):
-        self.__dict__.update(values)
-
-
 class ListedTask:
     """A task as a list shows it (TaskSchema, the web hall's task rows): the task's columns, with its instance,
     process and people reduced to what is shown. Building ORM objects for a page (tasks, instances,
@@ -138,9 +126,10 @@ class ListedTask:
     def __init__(self, row):
         values = row._mapping
         self.__dict__.update({name: values[name] for name in self.COLUMNS})
-        self.instance = _Named(title=values["instance_title"], definition=_Named(key=values["definition_key"]))
-        self.assignee = _Named(username=values["assignee_username"]) if self.assignee_id is not None else None
-        self.completed_by = _Named(username=values["completed_by_username"]) \
+        # The related rows reduced to what a list shows of them.
+        self.instance = _Loaded(title=values["instance_title"], definition=_Loaded(key=values["definition_key"]))
+        self.assignee = _Loaded(username=values["assignee_username"]) if self.assignee_id is not None else None
+        self.completed_by = _Loaded(username=values["completed_by_username"]) \
             if self.completed_by_id is not None else None
 
 
@@ -292,7 +281,7 @@ def _message(error, title: str) -> str:
 
 # -- completing --------------------------------------------------------------------------------------
 
-_Loaded = processes.CoreRow  # the instance and definition of the submit path's read
+_Loaded = processes.CoreRow  # a related row reduced to what is read of it (the submit path, task lists)
 
 
 class _TaskRow(processes.CoreRow):
