@@ -306,14 +306,14 @@ def statements_per_submit(app) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def server(url: str, folder: Path, workers: int):
+def server(url: str, folder: Path, workers: int, worker_class: str = "gthread", threads: int = 2):
     """gunicorn serving wsgi:app on a free local port; yields (port, master pid); always stopped."""
     port = free_port()
     env = dict(os.environ, HALL_DATABASE_URL=url, HALL_SECRET_KEY="bench-secret", HALL_INSTANCE_PATH=str(folder),
                HALL_ATTACHMENT_DIR=str(folder / "attachments"))
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
-         "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", worker_class,
+         "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
         cwd=ROOT, env=env,
     )
     try:
@@ -442,7 +442,8 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def run(kind: str, submits: int, starts: int, workers: int, clients: int, per_client: int) -> dict:
+def run(kind: str, submits: int, starts: int, workers: int, clients: int, per_client: int,
+        worker_class: str = "gthread", threads: int = 2) -> dict:
     folder = Path(tempfile.mkdtemp(prefix=f"hall-bench-{kind}-"))
     try:
         url = database_url(kind, folder)
@@ -450,7 +451,7 @@ def run(kind: str, submits: int, starts: int, workers: int, clients: int, per_cl
         prepare(app)
         result = {}
         result["sql_first"], result["sql_100th"] = statements_per_submit(app)
-        with server(url, folder, workers) as (port, master), app.app_context():
+        with server(url, folder, workers, worker_class, threads) as (port, master), app.app_context():
             cycles = EngineCycles(app)
             result.update(cycles.sizes)
             # The same cycles back to back, before any HTTP: every cache warm (the textbook microbenchmark).
@@ -529,7 +530,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--submits", type=int, default=500, help="timed sequential submits (default 500)")
     parser.add_argument("--starts", type=int, default=100, help="timed instance starts (default 100)")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (default 4)")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
+    parser.add_argument("--worker-class", choices=("gthread", "sync"), default="gthread",
+                        help="gunicorn worker class (default gthread, the README's production command)")
+    parser.add_argument("--threads", type=int, default=2, help="threads per gthread worker (default 2)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients for submits/s")
     parser.add_argument("--per-client", type=int, default=100, help="submits per client for submits/s")
     parser.add_argument("--runs", type=int, default=1,
@@ -544,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
             began = time.monotonic()
             print(f"… {kind}, run {number}", file=sys.stderr, flush=True)
             load_at_start = os.getloadavg()[0]
-            result = run(kind, args.submits, args.starts, args.workers, args.clients, args.per_client)
+            result = run(kind, args.submits, args.starts, args.workers, args.clients, args.per_client,
+                         args.worker_class, args.threads)
             result["load"] = (load_at_start, os.getloadavg()[0])
             runs.append(result)
             submit, start = (ms(statistics.median(result[key])) for key in ("submit", "start"))
@@ -554,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
         # Other work on the machine only ever slows a run down, so the quickest run is the least disturbed one.
         results[kind] = min(runs, key=lambda r: statistics.median(r["submit"]))
     print(f"Quality Hall spine benchmark — {platform.node()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}, gunicorn {args.workers} sync workers; "
+          f"{platform.python_version()}, gunicorn {args.workers} {args.worker_class} workers"
+          f"{f' × {args.threads} threads' if args.worker_class == 'gthread' else ''}; "
           f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other work slows every figure); "
           f"best of {max(1, args.runs)} run(s) per database by submit median\n")
     print(table(results, args.submits, args.clients))

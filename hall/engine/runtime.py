@@ -37,6 +37,7 @@ from hall.engine.validation import (
 # SpiffWorkflow's task tree is limited in depth (~1000); a gateway loop past ~250 rounds ends the
 # workflow silently as "completed". The hall fails the instance well before that.
 MAX_TREE_DEPTH = 900
+_OPEN_STATES = (TaskState.READY, TaskState.WAITING, TaskState.STARTED)  # what the loop guard looks at
 FORM_PROPERTIES = ("formJsonSchemaFilename", "formUiSchemaFilename")
 
 
@@ -276,7 +277,6 @@ class Engine:
                 task.run()
             workflow.refresh_timers()
             workflow.do_engine_steps(did_complete_task=self._guard_task)
-            self._guard_depth(workflow)
         except InstanceFailed as err:
             return self._outcome(process, workflow, error=err)
         except (WorkflowException, SpiffWorkflowException, RecursionError) as err:
@@ -293,19 +293,25 @@ class Engine:
                 task.task_spec.bpmn_id,
             )
 
-    def _guard_depth(self, workflow: BpmnWorkflow) -> None:
-        for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
-            if task.depth > MAX_TREE_DEPTH:
-                raise InstanceFailed(
+    @staticmethod
+    def _too_deep(tasks: list) -> InstanceFailed | None:
+        """The loop guard once the engine stopped: a task left ready, waiting or started too deep in the tree."""
+        for task in tasks:
+            if task.state in _OPEN_STATES and task.depth > MAX_TREE_DEPTH:
+                return InstanceFailed(
                     f"流程循环次数过多（任务树深度 {task.depth}），已停止以免引擎静默结束"
                     f"（loop guard: task tree depth {task.depth} exceeds {MAX_TREE_DEPTH}）",
                     task.task_spec.bpmn_id,
                 )
+        return None
 
     def _outcome(self, process: CompiledProcess, workflow: BpmnWorkflow, error: InstanceFailed | None = None):
+        tasks = workflow.get_tasks()  # one walk of the tree for the loop guard and the outcome
+        if error is None:
+            error = self._too_deep(tasks)
         ready, timers, current, completed = [], [], [], []
         seen_completed = set()
-        for task in workflow.get_tasks():
+        for task in tasks:
             spec = task.task_spec
             element = spec.bpmn_id
             if element is None:

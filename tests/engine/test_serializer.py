@@ -102,3 +102,34 @@ def test_deleted_and_changed_data_round_trip():
     ready = [t for t in workflow.tasks.values() if t.task_spec.name == "b"][0]
     assert ready.data == {"count": 2, "keep": [1, 2]}
     assert serializer.dump(workflow) == outcome.state
+
+
+def test_task_ids_parsed_once_are_the_uuids_uuid_would_give():
+    """The restore's id memo builds canonical ids without UUID()'s parsing, and any other spelling with it:
+    either way the same value, hash and text as UUID(text); the text memo gives back exactly the text read."""
+    from uuid import UUID, uuid4
+
+    memo = serializer._Uuids()
+    canonical = str(uuid4())
+    others = ["{" + str(uuid4()) + "}", str(uuid4()).upper(), str(uuid4()).replace("-", "")]
+    for text in [canonical, *others]:
+        parsed, expected = memo[text], UUID(text)
+        assert parsed == expected and hash(parsed) == hash(expected) and str(parsed) == str(expected)
+        assert memo[text] is parsed  # parsed once
+    assert memo.texts()[id(memo[canonical])] == canonical
+    with pytest.raises(ValueError):
+        memo["not-a-uuid"]
+
+
+def test_a_restored_workflow_writes_new_tasks_ids_too():
+    """Ids read with the state come from the text memo; tasks the engine adds after the restore have none
+    there and are written from their UUID: the document names every task by its own id."""
+    engine = Engine()
+    process = _process("leave_request")
+    outcome = engine.start(process, {"starter": "t1001", "starter_name": "张伟", "days": 5, "note": "x"})
+    outcome = engine.complete(process, json.loads(json.dumps(outcome.state)), outcome.ready[0].engine_task_id,
+                              {"reason": "病假", "days": 5})
+    for key, task in outcome.state["tasks"].items():
+        assert task["id"] == key
+        for child in task["children"]:
+            assert outcome.state["tasks"][child]["parent"] == key
