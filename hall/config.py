@@ -45,6 +45,10 @@ class Config:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = _env("SESSION_COOKIE_SECURE", "0") == "1"
         self.BABEL_DEFAULT_LOCALE = _env("LOCALE", "zh")
+        # Reverse proxies in front of the app servers whose X-Forwarded-For/-Proto/-Host headers are believed
+        # (werkzeug's ProxyFix): 1 behind one nginx. 0 (the default) believes none, so a client cannot forge
+        # its address; behind a proxy that leaves every request coming from the proxy's address.
+        self.PROXY_COUNT = _int("PROXY_COUNT", 0)
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": False}
         # flask-smorest: the OpenAPI document and a browsable UI.
         self.API_TITLE = "Quality Hall API"
