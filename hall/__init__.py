@@ -21,12 +21,6 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
-    proxies = int(app.config.get("PROXY_COUNT") or 0)
-    if proxies > 0:
-        # The client's address (audit, the sign-in lock per address) and https come from the proxies' headers.
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
     db.init_app(app)
     from hall import transactions
@@ -42,6 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     from hall import access, security
 
     security.init_app(app)
+    security.trust_proxies(app)
     access.init_app(app)  # role gates of hall/access.py, after the token and CSRF checks
 
     from hall import models  # noqa: F401 - registers every model with the metadata

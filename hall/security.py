@@ -31,6 +31,7 @@ from flask import Flask, current_app, g, jsonify, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hall.accounts.models import User
 from hall.audit import services as audit
@@ -298,6 +299,15 @@ def _teardown(_exc=None):
     # Tests share one `g` across requests when they hold an app context; a token's user must not leak.
     if g.pop("api_token", None) is not None:
         g.pop("_login_user", None)
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind HALL_PROXY_COUNT reverse proxies, take the client's address, scheme and host from their
+    X-Forwarded-* headers (werkzeug's ProxyFix): the audit log and the sign-in lock per address then see the
+    client, not the proxy. With 0 (the default) no header is believed, so a client cannot forge its address."""
+    proxies = int(app.config.get("PROXY_COUNT") or 0)
+    if proxies > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
 
 def init_app(app: Flask) -> None:

@@ -220,34 +220,14 @@ def test_many_failures_from_one_address_lock_it(app, people):
     assert _sign_in(client).status_code == 429
 
 
-def test_behind_a_proxy_the_lock_and_the_log_use_the_forwarded_address(app, people):
+def test_behind_a_proxy_the_lock_and_the_log_use_the_forwarded_address(app, people, monkeypatch):
     """With HALL_PROXY_COUNT=1 (one nginx in front), failures are counted per client address the proxy
     forwards: one client's failures lock that client, not everyone behind the proxy, and the audit log names
     the client. Without it, the header is not believed: a client cannot escape the lock by forging it."""
-    from hall import create_app
+    from hall import security
 
-    behind = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
-                         "INSTANCE_PATH": app.config["INSTANCE_PATH"], "SECRET_KEY": "test-secret",
-                         "PROXY_COUNT": 1})
-    try:
-        client = behind.test_client()
-        limit = app.config["SIGNIN_MAX_FAILURES_PER_IP"]
-        for n in range(limit):
-            response = client.post("/api/v1/auth/login", json={"username": f"nobody{n}", "password": "wrong"},
-                                   headers={"X-Forwarded-For": "10.1.2.3"})
-            assert response.status_code == 401
-        locked = client.post("/api/v1/auth/login", json={"username": "t1001", "password": "hall2026"},
-                             headers={"X-Forwarded-For": "10.1.2.3"})
-        assert locked.status_code == 429
-        other = behind.test_client().post("/api/v1/auth/login", json={"username": "t1001", "password": "hall2026"},
-                                          headers={"X-Forwarded-For": "10.9.9.9"})
-        assert other.status_code == 200
-        assert {e.ip for e in _events(app, "sign_in_failed")} == {"10.1.2.3"}
-        assert [e.ip for e in _events(app, "sign_in")] == ["10.9.9.9"]
-    finally:
-        with behind.app_context():
-            db.engine.dispose()
-    # The app without trusted proxies: a forged header per attempt changes nothing, the real address is locked.
+    limit = app.config["SIGNIN_MAX_FAILURES_PER_IP"]
+    # The app without trusted proxies (the default): a forged header per attempt changes nothing.
     direct = app.test_client()
     for n in range(limit):
         forged = {"X-Forwarded-For": f"10.0.0.{n}"}
@@ -255,6 +235,25 @@ def test_behind_a_proxy_the_lock_and_the_log_use_the_forwarded_address(app, peop
                            headers=forged).status_code == 401
     assert direct.post("/api/v1/auth/login", json={"username": "t1001", "password": "hall2026"},
                        headers={"X-Forwarded-For": "10.0.0.200"}).status_code == 429
+    assert {e.ip for e in _events(app, "sign_in_failed")} == {"127.0.0.1"}
+
+    # Behind one proxy (as create_app sets it up when HALL_PROXY_COUNT=1).
+    monkeypatch.setitem(app.config, "PROXY_COUNT", 1)
+    monkeypatch.setattr(app, "wsgi_app", app.wsgi_app)  # restored after the test
+    security.trust_proxies(app)
+    client = app.test_client()
+    for n in range(limit):
+        response = client.post("/api/v1/auth/login", json={"username": f"other{n}", "password": "wrong"},
+                               headers={"X-Forwarded-For": "10.1.2.3"})
+        assert response.status_code == 401
+    locked = client.post("/api/v1/auth/login", json={"username": "t1001", "password": "hall2026"},
+                         headers={"X-Forwarded-For": "10.1.2.3"})
+    assert locked.status_code == 429
+    other = app.test_client().post("/api/v1/auth/login", json={"username": "t1001", "password": "hall2026"},
+                                   headers={"X-Forwarded-For": "10.9.9.9"})
+    assert other.status_code == 200
+    assert {e.ip for e in _events(app, "sign_in_failed")} == {"127.0.0.1", "10.1.2.3"}
+    assert [e.ip for e in _events(app, "sign_in")] == ["10.9.9.9"]
 
 
 # -- security headers ------------------------------------------------------------------------------------
