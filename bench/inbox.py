@@ -7,12 +7,12 @@ The hall's own migrations and demo organisation, then set-based SQL fills the ta
 to --users (each a teacher in one of the demo college's units, signing in with the demo password),
 instances of a 10-step process with one task row per step — nine completed by the person who started it,
 the tenth open: assigned to that person (80 %) or offered to the teachers of the starter's unit (20 %,
-with a candidate row). gunicorn serves the hall (4 sync workers) and --people persons, picked evenly
-over the users, each sign in and open every view of the inbox (待办 open, mine, candidate, 已办
-completed), first and second page, over HTTP; the table gives median and p95 per view. The same people
-also open the first two pages of their instance list (the instances they may see: started, took part in),
-which has no budget of its own and is shown for comparison. Every loop is bounded and the server is
-stopped in any case.
+with a candidate row). gunicorn serves the hall (4 gthread workers × 2 threads, the README's production
+command) and --people persons, picked evenly over the users, each sign in and open every view of the inbox (待办
+open, mine, candidate, 已办 completed), first and second page, over HTTP; the table gives median and p95 per
+view. The same people also open the first two pages of their instance list (the instances they may see:
+started, took part in), which has no budget of its own and is shown for comparison. Every loop is bounded and
+the server is stopped in any case.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=1_000_000, help="task rows (default 1,000,000)")
     parser.add_argument("--users", type=int, default=20_000, help="users (default 20,000)")
     parser.add_argument("--people", type=int, default=100, help="people whose inbox is opened (default 100)")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (default 4)")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn gthread workers (default 4, × 2 threads)")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="hall-bench-inbox-"))
     try:
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Quality Hall inbox benchmark — {platform.node()}, {os.cpu_count()} CPUs, PostgreSQL; "
           f"{counts['human_tasks']:,} task rows, {counts['users']:,} users, {counts['task_candidates']:,} "
           f"candidate rows; {len(usernames)} people × 4 views × 2 pages over HTTP (gunicorn {args.workers} "
-          f"sync workers)\n")
+          f"gthread workers × 2 threads)\n")
     print("| view, page | median ms | p95 ms | budget |")
     print("|---|---|---|---|")
     for key, values in samples.items():
