@@ -25,27 +25,30 @@ _set = object.__setattr__
 class _Uuids(dict):
     """Task ids of one restore: each appears several times in a stored state (the task, its parent's
     children, its children's parent) and parsing a UUID is the largest single cost of a restore, so each
-    text is parsed once. One per restore: it lives as long as its workflow (see `texts`).
+    text is parsed once. One per restore: it lives as long as its workflow (see `__missing__`).
 
     A canonical text (what str() of a UUID gives, so what every stored state holds) is turned into a UUID
     directly, as UUID(int=...) would make it, without UUID()'s general parsing; anything else goes
     through UUID()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: dict[int, str] = {}
 
     def __missing__(self, text: str) -> UUID:
         if len(text) == 36 and _CANONICAL_UUID.fullmatch(text):
             value = _new_uuid(UUID)
             _set(value, "int", int(text.replace("-", ""), 16))
             _set(value, "is_safe", SafeUUID.unknown)
+            # The canonical text by the id of its UUID object: writing the state again (the same workflow,
+            # same UUID objects) looks it up instead of formatting the UUID anew. The objects stay alive
+            # with this memo, so no id() is reused while the workflow holds it. Ids read in another spelling
+            # are not kept: they are written as str() writes them.
+            self.texts[id(value)] = text
         else:
             value = UUID(text)
         self[text] = value
         return value
-
-    def texts(self) -> dict[int, str]:
-        """The text of each parsed id, by the id of its UUID object: writing the state again (the same
-        workflow, same UUID objects) looks them up instead of formatting each UUID anew. The objects stay
-        alive with this memo, so no id() is reused while the workflow holds it."""
-        return {id(value): text for text, value in self.items()}
 
 
 _NO_TEXTS: dict = {}
@@ -146,7 +149,7 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):
                           if value.get("typename") == TASK_TYPENAME else restore(value, workflow=workflow, uuids=uuids)
                           for key, value in dct["tasks"].items()}
         workflow.task_tree = workflow.tasks.get(uuids[dct["root"]])
-        workflow._hall_uuids, workflow._hall_uuid_texts = uuids, uuids.texts()  # see _Uuids.texts
+        workflow._hall_uuids, workflow._hall_uuid_texts = uuids, uuids.texts  # see _Uuids.__missing__
         self.set_default_attributes(workflow, dct)
         self.subprocesses_from_dict(dict(dct["subprocesses"]), workflow)
         workflow.bpmn_events = self.registry.restore(dct.get("bpmn_events", []))

@@ -116,7 +116,8 @@ def test_task_ids_parsed_once_are_the_uuids_uuid_would_give():
         parsed, expected = memo[text], UUID(text)
         assert parsed == expected and hash(parsed) == hash(expected) and str(parsed) == str(expected)
         assert memo[text] is parsed  # parsed once
-    assert memo.texts()[id(memo[canonical])] == canonical
+    assert memo.texts[id(memo[canonical])] == canonical
+    assert all(id(memo[text]) not in memo.texts for text in others)  # written as str() writes them
     with pytest.raises(ValueError):
         memo["not-a-uuid"]
 
