@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from contextvars import ContextVar
 
+from hall import transactions
 from hall.extensions import db
 
 # The pooled connection a submit reads and writes on, while it holds one (see `direct`).
@@ -57,7 +58,7 @@ def direct():
     finally:
         if token is not None:
             _direct.reset(token)
-        pooled.info.pop("hall_wrote", None)  # an autocommit statement left nothing to roll back
+        pooled.info.pop(transactions.WROTE, None)  # an autocommit statement left nothing to roll back
         if not lost:
             try:
                 pooled.driver_connection.autocommit = False

@@ -747,32 +747,31 @@ def _involved_in(user: User):
     one per way (an OR across tasks joined to their candidate rows made the database join every task with
     its candidates: half a second per page at 1,000,000 tasks)."""
     offered = sa.select(HumanTask.instance_id).join(TaskCandidate, TaskCandidate.task_id == HumanTask.id)
-    parts = [
+    return [
         sa.select(HumanTask.instance_id).where(HumanTask.assignee_id == user.id),
         sa.select(HumanTask.instance_id).where(HumanTask.completed_by_id == user.id),
         offered.where(TaskCandidate.user_id == user.id),
+        *(offered.where(*conditions) for conditions in _role_offers(user)),
     ]
+
+
+def _role_offers(user: User) -> list[tuple]:
+    """Each way a candidate row offers its task to a role the user holds, as the conditions of one index
+    range: the role in the membership's unit or college-wide; a role held college-wide, in every unit."""
+    found = []
     for role, unit in {(m.role_code, m.org_unit_id) for m in user.memberships}:
         is_role = TaskCandidate.role_code == role
-        if unit is None:  # a role held college-wide sees its tasks in every unit
-            parts.append(offered.where(is_role))
+        if unit is None:
+            found.append((is_role,))
         else:
-            parts.append(offered.where(is_role, TaskCandidate.org_unit_id.is_(None)))
-            parts.append(offered.where(is_role, TaskCandidate.org_unit_id == unit))
-    return parts
+            found += [(is_role, TaskCandidate.org_unit_id.is_(None)), (is_role, TaskCandidate.org_unit_id == unit)]
+    return found
 
 
 def role_terms(user: User) -> list:
-    """Conditions on TaskCandidate, one per membership: the row offers its task to that role, in the
-    membership's unit or college-wide (a role held college-wide matches the role in every unit)."""
-    clauses = []
-    for membership in user.memberships:
-        clauses.append(sa.and_(
-            TaskCandidate.role_code == membership.role_code,
-            sa.or_(TaskCandidate.org_unit_id.is_(None), TaskCandidate.org_unit_id == membership.org_unit_id)
-            if membership.org_unit_id is not None else sa.true(),
-        ))
-    return clauses
+    """Conditions on TaskCandidate, to be OR-ed: the row offers its task to a role the user holds (see
+    _role_offers)."""
+    return [sa.and_(*conditions) for conditions in _role_offers(user)]
 
 
 def _under_any(unit_ids: list[int]):
