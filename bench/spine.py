@@ -118,8 +118,20 @@ class Client:
             lines.append(f"Cookie: {self.cookie}")
         if self.csrf:
             lines.append(f"X-CSRF-Token: {self.csrf}")
-        (self.sock or self._connect()).sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
-        status_line, *header_lines = self._read_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+        reused = self.sock is not None
+        try:
+            (self.sock or self._connect()).sendall(request)
+            head = self._read_until(b"\r\n\r\n")
+        except (ConnectionError, OSError):
+            if not reused or self.buffer:
+                raise
+            # The server closed a kept-alive connection that sat idle (gunicorn's keepalive, 2 s) before it
+            # read this request: connect again and send it once more, as browsers do.
+            self.close()
+            self._connect().sendall(request)
+            head = self._read_until(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
         status = int(status_line.split(" ", 2)[1])
         length = None
         close = False
