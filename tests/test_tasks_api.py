@@ -213,6 +213,34 @@ def test_malformed_json_body_is_400_with_uniform_error(people, solo):
     assert task_of(teacher, task["id"])["state"] == "ready"
 
 
+def test_nan_in_a_body_is_400_and_nothing_is_stored(people, solo):
+    """NaN and Infinity are not JSON: Python's json module would take them, and the value would then be
+    refused by PostgreSQL or stored as null. The submit is refused in words, the task stays open."""
+    teacher = people("t1001")
+    start(teacher, solo)
+    task = first_task(teacher)
+    for value in ("NaN", "Infinity", "-Infinity"):
+        body = '{"data": {"reason": "出差", "days": %s}, "version": %d}' % (value, task["version"])
+        response = teacher.post(f"tasks/{task['id']}/complete", data=body, content_type="application/json")
+        assert response.status_code == 400, value
+        assert response.get_json()["message"].startswith("请求体不是有效的 JSON")
+    after = task_of(teacher, task["id"])
+    assert (after["state"], after["version"]) == ("ready", task["version"])
+
+
+def test_big_integers_in_task_data_are_kept_exactly(people, solo):
+    """An integer beyond 64 bits in submitted data comes back exactly (not as a float) from the history."""
+    teacher = people("t1001")
+    instance = start(teacher, solo)
+    task = first_task(teacher)
+    big = 123456789012345678901234567890
+    body = '{"data": {"reason": "出差", "days": 2, "ref": %d}, "version": %d}' % (big, task["version"])
+    response = teacher.post(f"tasks/{task['id']}/complete", data=body, content_type="application/json")
+    assert response.status_code == 200, response.get_json()
+    history = teacher.get(f"process-instances/{instance['id']}").get_json()["history"]
+    assert any((entry.get("data") or {}).get("ref") == big for entry in history)
+
+
 def test_unknown_task_is_404(people, solo):
     """Reading or completing a task id that does not exist is 404 with the uniform body."""
     teacher = people("t1001")

@@ -13,14 +13,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
 import psycopg
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import defer, joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hall import rawsql, transactions
+from hall import jsontext, rawsql, transactions
 from hall.access import head_unit_ids, visible_to_roles
 from hall.accounts.models import User
 from hall.db_types import utcnow
@@ -539,14 +538,9 @@ def _one_statement(instance, expected_version: int, values: dict, task_write: Ta
 
 
 def _json(value) -> str:
-    """JSON text of a value bound into the submit's and the start's statements. orjson writes it several
-    times faster than the json module (an instance's state is ~6 KB; docs/performance.md, fifth session);
-    what orjson refuses and json writes (an integer beyond 64 bits) goes through json. Reading stays with
-    the json module: orjson would read such an integer back as a float."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:
-        return json.dumps(value)
+    """JSON text of a value bound into the submit's and the start's statements (an instance's state is
+    ~6 KB): mostly through orjson, the value the json module would write (hall/jsontext.py)."""
+    return jsontext.dumps(value)
 
 
 _NEW_TASK_COLUMNS = ("engine_task_id", "element_id", "name", "lane", "form_key", "ui_form_key", "assignee_id",
