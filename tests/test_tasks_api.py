@@ -220,7 +220,7 @@ def test_nan_in_a_body_is_400_and_nothing_is_stored(people, solo):
     start(teacher, solo)
     task = first_task(teacher)
     for value in ("NaN", "Infinity", "-Infinity"):
-        body = '{"data": {"reason": "出差", "days": %s}, "version": %d}' % (value, task["version"])
+        body = '{"data": {"reason": "出差", "days": ' + value + '}, "version": ' + str(task["version"]) + "}"
         response = teacher.post(f"tasks/{task['id']}/complete", data=body, content_type="application/json")
         assert response.status_code == 400, value
         assert response.get_json()["message"].startswith("请求体不是有效的 JSON")
@@ -234,7 +234,7 @@ def test_big_integers_in_task_data_are_kept_exactly(people, solo):
     instance = start(teacher, solo)
     task = first_task(teacher)
     big = 123456789012345678901234567890
-    body = '{"data": {"reason": "出差", "days": 2, "ref": %d}, "version": %d}' % (big, task["version"])
+    body = '{"data": {"reason": "出差", "days": 2, "ref": ' + str(big) + '}, "version": ' + str(task["version"]) + "}"
     response = teacher.post(f"tasks/{task['id']}/complete", data=body, content_type="application/json")
     assert response.status_code == 200, response.get_json()
     history = teacher.get(f"process-instances/{instance['id']}").get_json()["history"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import sys
 import time
 from datetime import UTC
@@ -224,6 +225,10 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         for key, value in local_scope.items():
             if callable(value) or key.startswith("_"):
                 continue
+            problem = unstorable(value)
+            if problem is not None:
+                raise ScriptRefused(f"脚本给 {key} 的值无法保存为流程数据：{problem}（sandbox: {key} cannot be kept "
+                                    "as JSON task data）")
             context[key] = value
         return True
 
@@ -232,6 +237,37 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
 
         # Operators see the task's data: Spiff hands it as the context (task_data stays None).
         return call_operator(operation_name, operation_params or {}, task_data if task_data is not None else context)
+
+
+_SCALARS = (str, int, bool, type(None))
+
+
+def unstorable(value) -> str | None:
+    """Why *value* cannot be kept as task data, or None. Task data is stored as JSON: text, numbers, true and
+    false, null, lists and dictionaries with text keys. NaN and infinity are not JSON numbers (they would be
+    written as null), and a set or any other object has no JSON form at all (the write would fail)."""
+    stack, seen = [value], set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _SCALARS):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return "NaN 或无穷大不是有效的数值"
+            continue
+        if isinstance(item, (dict, list, tuple)):
+            if id(item) in seen:
+                return "数据引用了自身或重复引用同一对象"
+            seen.add(id(item))
+            if isinstance(item, dict):
+                if not all(isinstance(key, str) for key in item):
+                    return "字典的键只能是文字"
+                stack.extend(item.values())
+            else:
+                stack.extend(item)
+            continue
+        return f"不支持 {type(item).__name__} 类型的值（只能是文字、数字、真假、空值、列表和字典）"
+    return None
 
 
 class HallScriptEngine(PythonScriptEngine):

@@ -106,3 +106,36 @@ def test_failing_operator_shows_the_real_error(admin, monkeypatch):
     assert instance["error_element"] == "svc1"
     assert "教务系统暂时不可用" in instance["error_message"]
     assert "name 'script' is not defined" not in instance["error_message"]
+
+
+UNSTORABLE = {
+    "nan": ("x = float('nan')", "NaN"),
+    "infinity": ("x = 1e308 * 10", "NaN"),
+    "nested_nan": ("x = {'a': [1, float('inf')]}", "NaN"),
+    "set": ("x = {1, 2}", "set"),
+    "int_key": ("x = {1: 'a'}", "键"),
+    "self_reference": ("x = []\nx.append(x)", "引用"),
+}
+
+
+@pytest.mark.parametrize(("script", "named"), UNSTORABLE.values(), ids=UNSTORABLE.keys())
+def test_a_value_that_cannot_be_stored_is_an_instance_error(admin, script, named):
+    """What a script assigns becomes task data, stored as JSON. A value with no exact JSON form (NaN and
+    infinity would become null; a set would fail the write with a 500) ends as an instance error at the
+    script task, naming the variable; nothing is stored in its place."""
+    assert deploy(admin, {"store.bpmn": script_process(script)}).status_code == 201
+    instance = _start(admin, "scripted")
+    assert instance["state"] == "error", instance
+    assert instance["error_element"] == "script1"
+    assert "x" in instance["error_message"] and named in instance["error_message"], instance["error_message"]
+
+
+def test_json_values_from_a_script_are_kept(admin):
+    """Text, numbers, booleans, null, lists, tuples and text-keyed dictionaries are kept as they are."""
+    script = "x = {'名': '张伟', 'n': [1, 2.5, True, None], 't': (1, 2), 'big': 2 ** 70}"
+    assert deploy(admin, {"kept.bpmn": script_process(script)}).status_code == 201
+    instance = _start(admin, "scripted")
+    assert instance["state"] == "running", instance
+    task_id = next(t["id"] for t in instance["tasks"] if t["state"] == "ready")
+    assert admin.get(f"tasks/{task_id}").get_json()["data"]["x"] == {
+        "名": "张伟", "n": [1, 2.5, True, None], "t": [1, 2], "big": 2 ** 70}
