@@ -6,8 +6,9 @@ from flask import Flask, jsonify, redirect, request, url_for
 from sqlalchemy import event
 from sqlalchemy.engine import Engine as SAEngine
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
-from hall import jsontext
+from hall import fields, jsontext
 from hall.config import Config
 from hall.errors import HallError
 from hall.extensions import api, db, login_manager, migrate
@@ -17,6 +18,7 @@ def create_app(config: dict | None = None) -> Flask:
     """The only factory: settings from HALL_* variables, overridden by *config*."""
     app = Flask(__name__, instance_relative_config=False, static_folder="web/static",
                 template_folder="web/templates")
+    app.url_map.converters["int"] = _DatabaseInt  # before any route is added
     app.config.from_object(Config())
     if config:
         app.config.update(config)
@@ -87,6 +89,14 @@ def _sqlite_pragmas(dbapi_connection, _record):
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+class _DatabaseInt(IntegerConverter):
+    """`<int:…>` in routes: an id beyond the databases' integer columns (32 bits on PostgreSQL) names nothing
+    (404), instead of reaching the database, which refuses to compare it (a 500)."""
+
+    def __init__(self, url_map, fixed_digits=0, min=None, max=fields.LARGEST, signed=False):  # noqa: A002
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def _wants_json() -> bool:

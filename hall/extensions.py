@@ -40,7 +40,8 @@ class _Parser(FlaskParser):
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
         from hall.errors import BadRequest
 
-        raise BadRequest("请求体不是有效的 JSON（NaN、Infinity 也不是 JSON 的值）")
+        raise BadRequest("请求体不是有效的 JSON（NaN、Infinity 不是 JSON 的值；"
+                         f"嵌套不能超过 {jsontext.MAX_REQUEST_DEPTH} 层；文字中不能有空字符 \\u0000）")
 
 
 class Blueprint(flask_smorest.Blueprint):

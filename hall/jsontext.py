@@ -41,20 +41,71 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a JSON value")
 
 
+# Deepest nesting a request body may have: no form needs more, and deeper data would exhaust the recursion
+# of the steps after the parse (the engine copies task data recursively).
+MAX_REQUEST_DEPTH = 64
+
+
 def loads_request(text: str | bytes):
-    """A request body's JSON: as `loads`, but NaN and ±Infinity are refused (json.JSONDecodeError)."""
+    """A request body's JSON: as `loads`, but NaN and ±Infinity are refused, and so are nesting deeper than
+    MAX_REQUEST_DEPTH and a NUL character in a text (json.JSONDecodeError, which the API answers with a 400)."""
     data = text.encode() if isinstance(text, str) else bytes(text)
+    value = _NOT_READ
     if _LONG_NUMBER not in data.translate(_DIGITS):
         try:
-            return orjson.loads(data)
+            value = orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
-    try:
-        return json.loads(data, parse_constant=_refuse_constant)
-    except json.JSONDecodeError:
-        raise
-    except ValueError as err:  # NaN or Infinity
-        raise json.JSONDecodeError(str(err), data.decode(errors="replace"), 0) from None
+    if value is _NOT_READ:
+        try:
+            value = json.loads(data, parse_constant=_refuse_constant)
+        except json.JSONDecodeError:
+            raise
+        except ValueError as err:  # NaN or Infinity
+            raise json.JSONDecodeError(str(err), data.decode(errors="replace"), 0) from None
+        except RecursionError:
+            value = _TOO_DEEP
+    # Only a body with more openers than the limit can be nested deeper than it: most are not walked.
+    if value is _TOO_DEEP or (data.count(b"[") + data.count(b"{") > MAX_REQUEST_DEPTH
+                              and _depth(value) > MAX_REQUEST_DEPTH):
+        raise json.JSONDecodeError(f"nested deeper than {MAX_REQUEST_DEPTH} levels", "(request body)", 0)
+    # PostgreSQL stores no NUL character in text or JSON; only a body with the escape can hold one.
+    if b"\\u0000" in data and _holds_nul(value):
+        raise json.JSONDecodeError("a NUL character (\\u0000) in a text", "(request body)", 0)
+    return value
+
+
+_NOT_READ, _TOO_DEEP = object(), object()
+
+
+def _holds_nul(value) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _depth(value) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_REQUEST_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def dumps(value, *, sort_keys: bool = False, default=None) -> str:

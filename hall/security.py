@@ -37,7 +37,7 @@ from hall.accounts.models import User
 from hall.audit import services as audit
 from hall.audit.models import SignInAttempt
 from hall.db_types import utcnow
-from hall.errors import HallError
+from hall.errors import BadRequest, HallError
 from hall.extensions import db
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -250,8 +250,23 @@ def _authenticate_token(raw: str):
     return None
 
 
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+def _holds_nul() -> bool:
+    """Whether the path, the query or a form field holds a NUL character, which PostgreSQL stores in no text
+    (JSON bodies are checked as they are read: hall/jsontext.py; an uploaded file's bytes are not text)."""
+    if b"%00" in request.query_string or "\x00" in request.path:
+        return True
+    if request.mimetype in _FORM_TYPES:
+        return any("\x00" in value for values in request.form.listvalues() for value in values)
+    return False
+
+
 def _before_request():
     g.pop("api_token", None)
+    if _holds_nul():
+        raise BadRequest("请求中含有空字符（\\0），无法处理")
     if request.environ.get("hall.session_tampered"):
         audit.record("session_tampered", None)
     if not request.path.startswith("/api/"):

@@ -1,6 +1,8 @@
 """Marshmallow schemas of accounts."""
 
-from marshmallow import Schema, fields
+from marshmallow import Schema
+
+from hall import fields
 
 
 class LoginSchema(Schema):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from flask_login import current_user, login_required
-from marshmallow import Schema, fields
+from marshmallow import Schema
 
+from hall import fields
 from hall.accounts import tokens
 from hall.audit import services as audit
 from hall.extensions import Blueprint

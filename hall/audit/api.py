@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC
 
 from flask_login import current_user, login_required
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, validate
 
+from hall import fields
 from hall.audit import services
 from hall.audit.models import KINDS
 from hall.errors import Forbidden

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import current_app
 from flask_login import current_user, login_required
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, validate
 
+from hall import fields
 from hall.extensions import Blueprint
 from hall.notifications import channels, services
 from hall.notifications.models import CHANNELS

@@ -1,12 +1,18 @@
 """Marshmallow schemas of process definitions and instances."""
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, validate
+
+from hall import fields
 
 STATES = ("running", "suspended", "completed", "terminated", "error")
 
 
+# Beyond this a page number is refused (its offset would overflow the database's integers long before).
+MAX_PAGE = 1_000_000
+
+
 class PageArgs(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))
 
 

@@ -1,8 +1,9 @@
 """/api/v1 endpoints of the quality domain (cycles): open a round of the big loop and follow its progress."""
 
 from flask_login import current_user, login_required
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, validate
 
+from hall import fields
 from hall.extensions import Blueprint
 from hall.processes.schemas import PageArgs
 from hall.quality import cycles

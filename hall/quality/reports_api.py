@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Response
 from flask_login import current_user, login_required
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, validate
 
+from hall import fields
 from hall.extensions import Blueprint
 from hall.quality import portraits, reports
 from hall.quality.models import LEVELS

@@ -1,14 +1,11 @@
 """Marshmallow schemas of the quality domain's API: subjects, standards, points, targets, measurements,
 warnings and imports."""
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, validate
 
+from hall import fields
+from hall.processes.schemas import PageArgs
 from hall.quality.models import DIRECTIONS, STANDARD_KINDS, SYSTEMS, WARNING_LEVELS, WARNING_STATES
-
-
-class PageArgs(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))
 
 
 def page_of(item_schema):

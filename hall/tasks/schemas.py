@@ -2,8 +2,9 @@
 
 from datetime import UTC
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, validate
 
+from hall import fields
 from hall.processes.schemas import PageArgs
 
 

@@ -1,0 +1,26 @@
+"""marshmallow's fields for the hall's API schemas, with integers bounded to what the databases hold.
+
+A schema module imports `from hall import fields` instead of marshmallow's: the same names, except that an
+Integer beyond the databases' integer columns (PostgreSQL's `integer`, 32 bits: an id, a page number, a
+version in a request) is a 422 naming the field, not a 500 from the database.
+"""
+
+from __future__ import annotations
+
+from marshmallow import fields as _fields
+from marshmallow.fields import *  # noqa: F403 - every other field as marshmallow has it
+
+LARGEST = 2**31 - 1
+
+
+class Integer(_fields.Integer):
+    default_error_messages = {"too_large": f"数值超出范围（绝对值最大 {LARGEST}）"}
+
+    def _validated(self, value) -> int:
+        number = super()._validated(value)
+        if number is not None and not -LARGEST <= number <= LARGEST:
+            raise self.make_error("too_large")
+        return number
+
+
+Int = Integer
