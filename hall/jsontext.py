@@ -28,13 +28,27 @@ _LONG_NUMBER = b"0" * 19
 
 def loads(text: str | bytes | bytearray | memoryview):
     """Exactly what `json.loads` returns, mostly through orjson."""
-    data = text.encode() if isinstance(text, str) else bytes(text)
+    data = _bytes(text)
+    value = _read_fast(data)
+    return json.loads(data) if value is _NOT_READ else value
+
+
+def _bytes(text) -> bytes:
+    return text.encode() if isinstance(text, str) else bytes(text)
+
+
+def _read_fast(data: bytes):
+    """orjson's reading of *data*, or _NOT_READ where json could read it otherwise (a long number) or where
+    orjson refuses it (NaN, Infinity, a lone surrogate escape, or not JSON): json decides those."""
     if _LONG_NUMBER not in data.translate(_DIGITS):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
-            pass  # NaN, Infinity, a lone surrogate escape, or not JSON: json decides
-    return json.loads(data)
+            pass
+    return _NOT_READ
+
+
+_NOT_READ, _TOO_DEEP = object(), object()
 
 
 def _refuse_constant(name: str):
@@ -48,14 +62,10 @@ MAX_REQUEST_DEPTH = 64
 
 def loads_request(text: str | bytes):
     """A request body's JSON: as `loads`, but NaN and ±Infinity are refused, and so are nesting deeper than
-    MAX_REQUEST_DEPTH and a NUL character in a text (json.JSONDecodeError, which the API answers with a 400)."""
-    data = text.encode() if isinstance(text, str) else bytes(text)
-    value = _NOT_READ
-    if _LONG_NUMBER not in data.translate(_DIGITS):
-        try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass
+    MAX_REQUEST_DEPTH and a text with a NUL character or a lone surrogate (json.JSONDecodeError, which the API
+    answers with a 400)."""
+    data = _bytes(text)
+    value = _read_fast(data)
     if value is _NOT_READ:
         try:
             value = json.loads(data, parse_constant=_refuse_constant)
@@ -69,21 +79,22 @@ def loads_request(text: str | bytes):
     if value is _TOO_DEEP or (data.count(b"[") + data.count(b"{") > MAX_REQUEST_DEPTH
                               and _depth(value) > MAX_REQUEST_DEPTH):
         raise json.JSONDecodeError(f"nested deeper than {MAX_REQUEST_DEPTH} levels", "(request body)", 0)
-    # PostgreSQL stores no NUL character in text or JSON; only a body with the escape can hold one.
-    if b"\\u0000" in data and _holds_nul(value):
-        raise json.JSONDecodeError("a NUL character (\\u0000) in a text", "(request body)", 0)
+    # No database stores a NUL character or a lone surrogate in text; both can only come as \\u escapes.
+    if b"\\u" in data and _bad_text(value):
+        raise json.JSONDecodeError("a NUL character or a lone surrogate in a text", "(request body)", 0)
     return value
 
 
-_NOT_READ, _TOO_DEEP = object(), object()
-
-
-def _holds_nul(value) -> bool:
+def _bad_text(value) -> bool:
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
+                return True
+            try:
+                item.encode()
+            except UnicodeEncodeError:  # a lone surrogate
                 return True
         elif isinstance(item, dict):
             stack.extend(item)

@@ -62,6 +62,9 @@ def test_nul_characters_are_400_and_nothing_is_stored(people, solo):
     assert teacher.post(f"tasks/{task['id']}/complete", {"data": {"k\x00": "v"}, "version": task["version"]}) \
         .status_code == 400
     assert teacher.post("process-instances", {"definition": "solo\x00", "data": {}}).status_code == 400
+    lone_surrogate = '{"data": {"reason": "\\ud800"}, "version": ' + str(task["version"]) + "}"
+    assert teacher.post(f"tasks/{task['id']}/complete", data=lone_surrogate, content_type="application/json") \
+        .status_code == 400
     for path in ("/api/v1/process-instances?definition=a%00b", "/api/v1/tasks?view=mine%00"):
         response = teacher.get(path)
         assert response.status_code == 400 and "空字符" in response.get_json()["message"]
