@@ -24,3 +24,12 @@ class Integer(_fields.Integer):
 
 
 Int = Integer
+
+
+def database_int(text: str) -> int:
+    """`type=` for werkzeug's `args.get` / `form.get` on the pages: an integer the databases hold; anything
+    else raises ValueError, so the call gives its default as for a value that is not a number at all."""
+    number = int(text)
+    if not -LARGEST <= number <= LARGEST:
+        raise ValueError(f"{number} is beyond the databases' integers")
+    return number

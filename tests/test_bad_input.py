@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests import test_tasks_api as _tasks
+from tests.conftest import Api
 from tests.test_tasks_api import first_task, start, task_of
 
 # The signed-in people and the two-step flow of the task tests, shared as fixtures.
@@ -71,3 +72,17 @@ def test_nul_characters_are_400_and_nothing_is_stored(people, solo):
     page = teacher.client.post("/login", data={"username": "t1001\x00", "password": "hall2026"})
     assert page.status_code == 400 and "空字符" in page.get_data(as_text=True)
     assert task_of(teacher, task["id"])["state"] == "ready"
+
+
+def test_pages_take_numbers_beyond_the_database_as_not_given(people, solo, app):
+    """A list page's `page`, `org_unit` or `parent` that is no number the databases hold is read as not
+    given (the first page, no filter), as a value that is not a number at all always was."""
+    teacher = people("t1001")
+    for path in ("/tasks", "/mine", "/messages"):
+        for page in (str(HUGE), str(2**31), "-5", "x"):
+            assert teacher.client.get(path, query_string={"page": page}).status_code == 200, (path, page)
+    admin = Api(app).login("admin")
+    for path in ("/admin/users", "/quality/cycles", "/quality/portraits", "/quality/warnings"):
+        for name in ("page", "org_unit", "parent"):
+            response = admin.client.get(path, query_string={name: str(HUGE)})
+            assert response.status_code == 200, (path, name, response.status_code)

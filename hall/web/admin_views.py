@@ -26,7 +26,8 @@ from hall.org.models import UNIT_KINDS, OrgUnit
 from hall.processes import services as processes
 from hall.processes.models import ProcessDefinition
 from hall.web import forms
-from hall.web.views import _check_csrf, _page
+from hall.web.args import int_arg, page_arg
+from hall.web.views import _check_csrf
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(_check_csrf)  # the same per-session token as the other pages
@@ -67,7 +68,7 @@ def process_list():
 @admin_required
 def modeler():
     key = request.args.get("key", "").strip()
-    version = request.args.get("version", type=int)
+    version = int_arg("version")
     bpmn_url = None
     if key:
         versions = processes.list_versions(key)  # 404 page for an unknown key
@@ -164,7 +165,7 @@ def form_preview():
 @admin_required
 def user_list():
     q = request.args.get("q", "").strip()
-    page = _page()
+    page = page_arg()
     items, total = accounts.list_users(page, q or None, PAGE_SIZE)
     return render_template("admin/users.html", items=items, total=total, q=q, page=page,
                            pages=max(1, -(-total // PAGE_SIZE)), roles=accounts.list_roles(),

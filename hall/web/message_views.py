@@ -6,6 +6,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from hall.notifications import services
+from hall.web.args import page_arg
 
 bp = Blueprint("messages_web", __name__)
 
@@ -25,10 +26,7 @@ def _unread_badge():
 @login_required
 def message_list():
     unread_only = request.args.get("unread") == "1"
-    try:
-        page = max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        page = 1
+    page = page_arg()
     items, total = services.list_messages(current_user, unread_only, page, PAGE_SIZE)
     return render_template("messages.html", items=items, total=total, page=page, unread_only=unread_only,
                            unread=services.unread_count(current_user), pages=max(1, -(-total // PAGE_SIZE)))

@@ -18,6 +18,7 @@ from hall.quality import services as quality
 from hall.quality import warnings as quality_warnings
 from hall.quality.models import CYCLE_STEPS, DIRECTIONS, LEVELS, WARNING_STATES, Cycle, CycleUnit
 from hall.tasks import services as tasks
+from hall.web.args import int_arg, page_arg
 
 bp = Blueprint("quality_web", __name__, url_prefix="/quality")
 
@@ -75,10 +76,6 @@ def _cell(value) -> str:
     return str(value)
 
 
-def _page() -> int:
-    return max(1, request.args.get("page", 1, type=int) or 1)
-
-
 def _pages(total: int, size: int) -> int:
     return max(1, -(-total // size))
 
@@ -94,7 +91,7 @@ def index():
 @bp.route("/cycles")
 @login_required
 def cycle_list():
-    page = _page()
+    page = page_arg()
     items, total = cycles.list_cycles(request.args.get("level") or None, page, PAGE_SIZE)
     return render_template("quality/cycles.html", items=items, total=total, page=page,
                            pages=_pages(total, PAGE_SIZE), levels=LEVELS)
@@ -105,8 +102,8 @@ def cycle_list():
 def cycle_dashboard(cycle_id):
     steps = [code for code, _ in CYCLE_STEPS] + ["done"]
     step = request.args.get("step") if request.args.get("step") in steps else None
-    org_unit = request.args.get("org_unit", type=int)
-    page = _page()
+    org_unit = int_arg("org_unit")
+    page = page_arg()
     progress = cycles.cycle_progress(cycle_id, current_user, page, PAGE_SIZE, step, org_unit=org_unit)
     unit = db.session.get(OrgUnit, org_unit) if org_unit else None
     subject_ids = [i["subject_id"] for i in progress["by_subject"]["items"]]
@@ -158,10 +155,10 @@ def subject(subject_id):
 @login_required
 def portrait_overview():
     level = request.args.get("level") if request.args.get("level") in LEVELS else None
-    page = _page()
+    page = page_arg()
     data = portraits.aggregate_portrait(
-        current_user, org_unit_id=request.args.get("org_unit", type=int),
-        parent_id=request.args.get("parent", type=int), level=level,
+        current_user, org_unit_id=int_arg("org_unit"),
+        parent_id=int_arg("parent"), level=level,
         period=(request.args.get("period") or "")[:20] or None, page=page, page_size=PAGE_SIZE)
     points = [p for p in data["points"] if p["measured"]]
     chart = {"kind": "stacked", "horizontal": True, "categories": [p["name"] for p in points],
@@ -181,8 +178,8 @@ def warning_list():
     state = args.get("state") if args.get("state") in WARNING_STATES else None
     level = args.get("level") if args.get("level") in WARNING_LEVEL_LABELS else None
     period = (args.get("period") or "").strip()[:20] or None
-    org_unit = args.get("org_unit", type=int)
-    page = _page()
+    org_unit = int_arg("org_unit")
+    page = page_arg()
     items, total = quality_warnings.list_warnings(current_user, state=state, level=level, period=period,
                                                   org_unit=org_unit, page=page, page_size=PAGE_SIZE)
     filters = {k: v for k, v in (("state", state), ("level", level), ("period", period), ("org_unit", org_unit))
@@ -205,7 +202,7 @@ def point_list():
     """Monitoring points by level with their three lines; a level filter and pages."""
     level = quality.level_code(request.args.get("level", "")) or ""
     points = quality.list_points(level or None)
-    page = _page()
+    page = page_arg()
     total = len(points)
     items = points[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
     return render_template("quality/points.html", items=items, total=total, page=page,

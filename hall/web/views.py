@@ -19,11 +19,13 @@ from hall.accounts.models import Role
 from hall.audit import services as audit
 from hall.errors import HallError, Invalid, PayloadTooLarge
 from hall.extensions import db
+from hall.fields import database_int
 from hall.processes import registry
 from hall.processes import services as processes
 from hall.processes.models import ProcessVersion
 from hall.tasks import services as tasks
 from hall.web import forms
+from hall.web.args import page_arg
 
 bp = Blueprint("web", __name__)
 
@@ -102,13 +104,6 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _page() -> int:
-    try:
-        return max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        return 1
-
-
 # -- sign-in and home --------------------------------------------------------------------------------
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -174,7 +169,7 @@ def task_list():
         view = "open"
     # 待办 sorts by arrival (newest first) or by due time (soonest first, tasks without one last).
     sort = "due" if view == "open" and request.args.get("sort") == "due" else "created"
-    page = _page()
+    page = page_arg()
     items, total = tasks.inbox(current_user, view, page=page, page_size=PAGE_SIZE, sort=sort)
     return render_template("tasks.html", items=items, total=total, view=view, page=page, sort=sort,
                            pages=max(1, -(-total // PAGE_SIZE)))
@@ -183,7 +178,7 @@ def task_list():
 @bp.route("/mine")
 @login_required
 def mine():
-    page = _page()
+    page = page_arg()
     items, total = processes.list_instances(current_user, starter=current_user.username, page=page,
                                             page_size=PAGE_SIZE)
     return render_template("mine.html", items=items, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)))
@@ -243,7 +238,7 @@ def task_action(task_id):
     action = request.form.get("action", "submit")
     schema, ui_schema = tasks.form_of(task)
     data = forms.parse_form(schema, ui_schema, request.form)
-    version = request.form.get("version", type=int)
+    version = request.form.get("version", type=database_int)
     here = url_for("web.task", task_id=task.id)
     try:
         if action == "submit":
