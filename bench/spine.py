@@ -123,7 +123,7 @@ class Client:
         try:
             (self.sock or self._connect()).sendall(request)
             head = self._read_until(b"\r\n\r\n")
-        except (ConnectionError, OSError):
+        except OSError:  # ConnectionError among them
             if not reused or self.buffer:
                 raise
             # The server closed a kept-alive connection that sat idle (gunicorn's keepalive, 2 s) before it

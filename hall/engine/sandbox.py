@@ -245,28 +245,33 @@ _SCALARS = (str, int, bool, type(None))
 def unstorable(value) -> str | None:
     """Why *value* cannot be kept as task data, or None. Task data is stored as JSON: text, numbers, true and
     false, null, lists and dictionaries with text keys. NaN and infinity are not JSON numbers (they would be
-    written as null), and a set or any other object has no JSON form at all (the write would fail)."""
-    stack, seen = [value], set()
+    written as null), a set or any other object has no JSON form at all (the write would fail), and neither
+    has a list or dictionary that contains itself. The same list held twice is fine (it is written twice)
+    and is checked once."""
+    stack, on_path, checked = [(value, False)], set(), set()
     while stack:
-        item = stack.pop()
+        item, leaving = stack.pop()
+        if leaving:  # every item below this container is checked
+            on_path.discard(id(item))
+            checked.add(id(item))
+            continue
         if isinstance(item, _SCALARS):
             continue
         if isinstance(item, float):
             if not math.isfinite(item):
                 return "NaN 或无穷大不是有效的数值"
             continue
-        if isinstance(item, (dict, list, tuple)):
-            if id(item) in seen:
-                return "数据引用了自身或重复引用同一对象"
-            seen.add(id(item))
-            if isinstance(item, dict):
-                if not all(isinstance(key, str) for key in item):
-                    return "字典的键只能是文字"
-                stack.extend(item.values())
-            else:
-                stack.extend(item)
+        if not isinstance(item, (dict, list, tuple)):
+            return f"不支持 {type(item).__name__} 类型的值（只能是文字、数字、真假、空值、列表和字典）"
+        if id(item) in on_path:
+            return "数据引用了自身"
+        if id(item) in checked:
             continue
-        return f"不支持 {type(item).__name__} 类型的值（只能是文字、数字、真假、空值、列表和字典）"
+        if isinstance(item, dict) and not all(isinstance(key, str) for key in item):
+            return "字典的键只能是文字"
+        on_path.add(id(item))
+        stack.append((item, True))
+        stack.extend((child, False) for child in (item.values() if isinstance(item, dict) else item))
     return None
 
 

@@ -521,11 +521,11 @@ def _one_statement(instance, expected_version: int, values: dict, task_write: Ta
     params = {
         "task_id": task_write.task_id, "task_old_version": task_write.old_version,
         "task_new_version": task_write.old_version + 1, "user_id": task_write.user_id, "now": now,
-        "submitted": _json(task_write.submitted),
+        "submitted": jsontext.dumps(task_write.submitted),
         "instance_id": instance.id, "old_version": expected_version, "new_version": expected_version + 1,
-        "workflow": _json(values["workflow"]), "state": values["state"],
-        "current_elements": _json(values["current_elements"]),
-        "completed_elements": _json(values["completed_elements"]),
+        "workflow": jsontext.dumps(values["workflow"]), "state": values["state"],
+        "current_elements": jsontext.dumps(values["current_elements"]),
+        "completed_elements": jsontext.dumps(values["completed_elements"]),
         "error_message": values["error_message"], "error_element": values["error_element"],
         "ended_at": values["ended_at"], "stale": stale,
     }
@@ -535,12 +535,6 @@ def _one_statement(instance, expected_version: int, values: dict, task_write: Ta
     except psycopg.errors.DivisionByZero:  # a guard failed (see _one_statement_sql)
         db.session.rollback()
         raise Conflict("流程实例已被他人更新，请刷新后重试") from None
-
-
-def _json(value) -> str:
-    """JSON text of a value bound into the submit's and the start's statements (an instance's state is
-    ~6 KB): mostly through orjson, the value the json module would write (hall/jsontext.py)."""
-    return jsontext.dumps(value)
 
 
 _NEW_TASK_COLUMNS = ("engine_task_id", "element_id", "name", "lane", "form_key", "ui_form_key", "assignee_id",
@@ -625,8 +619,9 @@ def _start_in_one_statement(instance: ProcessInstance, values: dict, rows: list[
     head = dict(values, definition_id=instance.definition.id, process_version_id=instance.process_version.id,
                 title=instance.title, starter_id=instance.starter.id if instance.starter else None,
                 org_unit_id=instance.org_unit_id, subject_id=instance.subject_id)
-    params = dict(head, now=now, workflow=_json(values["workflow"]), current_elements=_json(values["current_elements"]),
-                  completed_elements=_json(values["completed_elements"]))
+    params = dict(head, now=now, workflow=jsontext.dumps(values["workflow"]),
+                  current_elements=jsontext.dumps(values["current_elements"]),
+                  completed_elements=jsontext.dumps(values["completed_elements"]))
     _follow_up_params(params, rows, candidates, plain)
     answer = rawsql.execute(_start_statement_sql(len(rows), len(candidates), len(given), len(tail)), params).fetchall()
     instance_id = next(row_id for kind, row_id, _ in answer if kind == 0)
@@ -653,7 +648,7 @@ def _follow_up_params(params: dict, rows: list[dict], candidates: list[tuple], e
                        f"c{i}_org_unit_id": unit})
     for i, event in enumerate(events):
         params.update({f"e{i}_{name}": event[name] for name in ("task_id", "element_id", "kind", "actor_id", "at")})
-        params[f"e{i}_data"] = _json(event["data"]) if event["data"] is not None else None
+        params[f"e{i}_data"] = jsontext.dumps(event["data"]) if event["data"] is not None else None
 
 
 @functools.lru_cache(maxsize=256)

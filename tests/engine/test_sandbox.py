@@ -131,11 +131,12 @@ def test_a_value_that_cannot_be_stored_is_an_instance_error(admin, script, named
 
 
 def test_json_values_from_a_script_are_kept(admin):
-    """Text, numbers, booleans, null, lists, tuples and text-keyed dictionaries are kept as they are."""
-    script = "x = {'名': '张伟', 'n': [1, 2.5, True, None], 't': (1, 2), 'big': 2 ** 70}"
+    """Text, numbers, booleans, null, lists, tuples and text-keyed dictionaries are kept as they are; the
+    same list held twice is no cycle and is kept in both places."""
+    script = "s = [1]\nx = {'名': '张伟', 'n': [1, 2.5, True, None], 't': (1, 2), 'big': 2 ** 70, 'twice': [s, s]}"
     assert deploy(admin, {"kept.bpmn": script_process(script)}).status_code == 201
     instance = _start(admin, "scripted")
     assert instance["state"] == "running", instance
     task_id = next(t["id"] for t in instance["tasks"] if t["state"] == "ready")
     assert admin.get(f"tasks/{task_id}").get_json()["data"]["x"] == {
-        "名": "张伟", "n": [1, 2.5, True, None], "t": [1, 2], "big": 2 ** 70}
+        "名": "张伟", "n": [1, 2.5, True, None], "t": [1, 2], "big": 2 ** 70, "twice": [[1], [1]]}
