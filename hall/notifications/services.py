@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import selectinload
 
 from hall.accounts.models import User
 from hall.db_types import utcnow
@@ -112,6 +113,19 @@ def _link(kind: str, ident: int | None) -> str | None:
     if ident is None:
         return None
     return f"{current_app.config['PUBLIC_URL'].rstrip('/')}/{kind}/{ident}"
+
+
+def _named(instance: ProcessInstance) -> str:
+    """How a message names an instance: 申请「…」 for a service someone applied for from the catalogue; a
+    process the hall started on someone's behalf (a warning to handle, a diagnosis cycle) is no application."""
+    return f"申请「{instance.title}」" if instance.definition.in_catalogue else f"「{instance.title}」"
+
+
+def _own_first_step(instance: ProcessInstance, task: HumanTask, user_id: int) -> bool:
+    """The first step of a service *user_id* has just started from the catalogue, waiting for them: they are
+    on its form already, so a 新待办 message would only repeat it."""
+    return (user_id == instance.starter_id and instance.definition.in_catalogue
+            and task.created_at == instance.started_at)
 
 
 def _local(moment: datetime | None) -> str:
@@ -215,7 +229,8 @@ def _messages_for_events(events: list[InstanceEvent]) -> list[dict]:
     if not events:
         return []
     instances = {i.id: i for i in db.session.scalars(
-        sa.select(ProcessInstance).where(ProcessInstance.id.in_({e.instance_id for e in events})))}
+        sa.select(ProcessInstance).where(ProcessInstance.id.in_({e.instance_id for e in events}))
+        .options(selectinload(ProcessInstance.definition)))}
     task_ids = {e.task_id for e in events if e.task_id}
     for e in events:
         if e.kind == "urged":
@@ -245,7 +260,8 @@ def _messages_for_events(events: list[InstanceEvent]) -> list[dict]:
         if e.kind == "task_created" and task is not None:
             due = f"，请于 {_local(task.due_at)} 前办理" if task.due_at else ""
             for user_id in holders.get(task.id, ()):
-                add(e, user_id, f"新待办：{task.name}", f"申请「{instance.title}」等待您办理{due}。", task.id)
+                if not _own_first_step(instance, task, user_id):
+                    add(e, user_id, f"新待办：{task.name}", f"{_named(instance)}等待您办理{due}。", task.id)
         elif e.kind == "urged":
             who = actor.name if actor else "申请人"
             for task_id in data.get("tasks") or []:
@@ -253,13 +269,13 @@ def _messages_for_events(events: list[InstanceEvent]) -> list[dict]:
                 if t is None or t.state not in OPEN:
                     continue
                 for user_id in holders.get(task_id, ()):
-                    add(e, user_id, f"催办：{t.name}", f"{who}催办了申请「{instance.title}」，请尽快办理「{t.name}」。",
+                    add(e, user_id, f"催办：{t.name}", f"{who}催办了{_named(instance)}，请尽快办理「{t.name}」。",
                         task_id, suffix=f":task:{task_id}")
         elif e.kind == "transferred" and task is not None:
             target = db.session.scalar(sa.select(User.id).where(User.username == data.get("to")))
             who = actor.name if actor else "他人"
             note = f"附言：{data['comment']}" if data.get("comment") else ""
-            add(e, target, f"转办：{task.name}", f"{who}将申请「{instance.title}」的「{task.name}」转交给您。{note}",
+            add(e, target, f"转办：{task.name}", f"{who}将{_named(instance)}的「{task.name}」转交给您。{note}",
                 task.id)
         elif e.kind == "signer_added":
             sign = tasks.get(data.get("sign_task"))
@@ -269,9 +285,10 @@ def _messages_for_events(events: list[InstanceEvent]) -> list[dict]:
                     f"提出意见。", sign.id)
         elif e.kind == "returned":
             reason = (data.get("return_reason") or data.get("reason") or "") if isinstance(data, dict) else ""
-            body = f"您的申请「{instance.title}」在「{task.name if task else '审批'}」被退回。" + (
+            body = f"您的{_named(instance)}在「{task.name if task else '审批'}」被退回。" + (
                 f"原因：{reason}" if reason else "")
-            add(e, instance.starter_id, f"申请被退回：{instance.title}", body)
+            title = f"申请被退回：{instance.title}" if instance.definition.in_catalogue else f"被退回：{instance.title}"
+            add(e, instance.starter_id, title, body)
         elif e.kind == "completed":
             add(e, instance.starter_id, f"申请已办结：{instance.title}", f"您的申请「{instance.title}」已办结。")
     return rows
@@ -320,7 +337,7 @@ def check_deadlines(now: datetime | None = None) -> list[int]:
                 continue
             who = task.assignee.name if task.assignee else "候选办理人"
             rows.append(dict(user_id=head, kind="escalation", title=f"超期未办：{task.name}",
-                             body=f"申请「{task.instance.title}」的「{task.name}」（{who}）已于 {_local(task.due_at)} "
+                             body=f"{_named(task.instance)}的「{task.name}」（{who}）已于 {_local(task.due_at)} "
                                   f"超期，请督办。", instance_id=task.instance_id, task_id=task.id,
                              dedup_key=f"{prefix}:user:{head}"))
         elif now >= task.due_at - timedelta(hours=remind_hours):
@@ -331,7 +348,7 @@ def check_deadlines(now: datetime | None = None) -> list[int]:
     for task, prefix in pending_holders:
         for user_id in holders.get(task.id, ()):
             rows.append(dict(user_id=user_id, kind="reminder", title=f"即将到期：{task.name}",
-                             body=f"申请「{task.instance.title}」的「{task.name}」将于 {_local(task.due_at)} 到期，"
+                             body=f"{_named(task.instance)}的「{task.name}」将于 {_local(task.due_at)} 到期，"
                                   f"请及时办理。", instance_id=task.instance_id, task_id=task.id,
                              dedup_key=f"{prefix}:user:{user_id}"))
     deliveries = notify(rows)

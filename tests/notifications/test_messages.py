@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from hall.db_types import utcnow
 from hall.extensions import db
+from tests.conftest import bpmn_sequence
 from tests.notifications.helpers import dispatch, head_task_flow, messages, start, user
 
 
@@ -16,6 +17,35 @@ def test_new_task_becomes_a_message_for_its_candidates(demo, deploy_bpmn):
     dispatch()
     found = messages("h2001", "task_created")
     assert [(m.title, m.task_id, m.instance_id) for m in found] == [("新待办：步骤1", task_id, instance_id)]
+
+
+def test_starting_a_service_does_not_message_the_applicant_about_its_first_step(demo, deploy_bpmn):
+    """The applicant is on the form of the service they just started: no 新待办 for it; later steps of theirs do
+    give one."""
+    from hall.tasks import services as tasks
+
+    deploy_bpmn(bpmn_sequence("own_flow", 2, lane="applicant"))
+    _, task_id = start("own_flow")
+    dispatch()
+    assert messages("t1001", "task_created") == []
+    tasks.complete_task(task_id, user("t1001"), {}, expected_version=None)
+    dispatch()
+    assert [m.title for m in messages("t1001", "task_created")] == ["新待办：步骤2"]
+
+
+def test_a_process_started_on_someones_behalf_messages_them_without_calling_it_an_application(demo, deploy_bpmn):
+    """A process that is not a catalogue service (a warning to handle) does message its starter about the first
+    step, and names it by its title, not as 申请."""
+    diagram = bpmn_sequence("behalf_flow", 1, lane="applicant").decode().replace(
+        'isExecutable="true">',
+        'isExecutable="true"><bpmn:extensionElements><spiffworkflow:properties>'
+        '<spiffworkflow:property name="inCatalogue" value="false"/></spiffworkflow:properties>'
+        '</bpmn:extensionElements>', 1)
+    deploy_bpmn(diagram.encode())
+    start("behalf_flow")
+    dispatch()
+    [message] = messages("t1001", "task_created")
+    assert message.body == "「测试流程1 · 张伟」等待您办理。"
 
 
 def test_dispatching_twice_writes_each_message_once(demo, deploy_bpmn):
