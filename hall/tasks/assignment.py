@@ -15,11 +15,21 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from hall.accounts.models import User
+from hall.accounts.models import Role, User
 from hall.extensions import db
 from hall.org.models import Membership, OrgUnit
 
 STARTER_LANES = {"applicant", "starter", "申请人", "发起人"}
+SUBJECT_OWNER_LANE = "subject_owner"
+
+
+def lane_labels() -> dict[str, str]:
+    """What a person reads for each lane name a diagram may use: the role's name for a role code, 申请人 for
+    the starter's lane, 责任人 for the subject owner's."""
+    labels = {code: name for code, name in db.session.execute(sa.select(Role.code, Role.name))}
+    labels.update({lane: "申请人" for lane in STARTER_LANES})
+    labels[SUBJECT_OWNER_LANE] = "责任人"
+    return labels
 
 
 @dataclass
@@ -58,7 +68,7 @@ class AssignmentResolver:
             lane_key = lane.strip()
             if lane_key in STARTER_LANES and self.instance.starter_id:
                 return Assignment(self.instance.starter_id, [(self.instance.starter_id, None, None)])
-            if lane_key == "subject_owner":
+            if lane_key == SUBJECT_OWNER_LANE:
                 owner = _subject_owner(self.instance.subject_id)
                 if owner:
                     return Assignment(owner, [(owner, None, None)])

@@ -24,6 +24,7 @@ from hall.processes import registry
 from hall.processes import services as processes
 from hall.processes.models import ProcessVersion
 from hall.tasks import services as tasks
+from hall.tasks.assignment import lane_labels
 from hall.web import forms
 from hall.web.args import page_arg
 
@@ -52,7 +53,7 @@ csrf_token = security.csrf_token  # one token per session, shared with the JSON 
 def _template_helpers(state):
     # Globals rather than context, so that imported macros see them too.
     state.app.jinja_env.globals.update(csrf_token=csrf_token, local_time=local_time, file_size=file_size,
-                                       is_overdue=is_overdue,
+                                       is_overdue=is_overdue, lane_labels=lane_labels,
                                        state_label=lambda s: str(STATE_LABELS.get(s, s)))
 
 

@@ -115,3 +115,34 @@ def test_diagram_zoom_buttons_change_the_scale(stamp_service, live_server, phone
     page.click("[data-zoom=fit]")
     expect(viewport).to_have_attribute("transform", before)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+LANES_AND_MARK = """() => {
+  const lanes = [...document.querySelectorAll('.diagram .djs-element.djs-shape[data-element-id^="lane_"] text')]
+    .map(t => t.textContent.trim());
+  const mark = document.querySelector('.diagram .bjs-powered-by').getBoundingClientRect();
+  const covered = [];
+  for (const el of document.querySelectorAll('.diagram .djs-element.djs-shape[data-element-id]')) {
+    const id = el.getAttribute('data-element-id');
+    if (id.startsWith('lane_') || el.closest('.djs-element') !== el) continue;
+    const r = el.getBoundingClientRect();
+    if (r.left < mark.right && r.right > mark.left && r.top < mark.bottom && r.bottom > mark.top) covered.push(id);
+  }
+  return {lanes, covered};
+}"""
+
+
+def test_diagram_names_lanes_by_role_and_its_mark_covers_no_step(demo, live_server, phone, visit):
+    """On the leave instance page the lanes read 申请人 / 部门负责人 / 人事处, not the role codes the diagram holds,
+    and bpmn.io's mark in the corner lies over no step of the diagram."""
+    page = phone()
+    sign_in(page, live_server, "t1001")
+    page.goto(live_server + "/services")
+    page.click("button[aria-label='发起请假申请']")
+    expect(page.locator("h1")).to_have_text("填写请假单")
+    diagram_marks(page)
+    found = page.evaluate(LANES_AND_MARK)
+    assert "申请人" in found["lanes"] and "部门负责人" in found["lanes"], found
+    assert not {"applicant", "dept_head", "hr"} & set(found["lanes"]), found
+    assert found["covered"] == [], found
+    visit.check(page, "leave-diagram-lanes")

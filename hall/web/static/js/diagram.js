@@ -1,6 +1,7 @@
 /* The process diagram of an instance (bpmn-js navigated viewer): finished steps green, current steps blue.
    Reads its data from data-* attributes of each .diagram element, so the page needs no inline script:
-   data-bpmn-url (the version's BPMN), data-completed and data-current (JSON lists of element ids). */
+   data-bpmn-url (the version's BPMN), data-completed and data-current (JSON lists of element ids),
+   data-lane-labels (lane name -> what a person reads: lanes name roles by code, e.g. dept_head -> 部门负责人). */
 (function () {
   'use strict';
 
@@ -8,27 +9,44 @@
     try { return JSON.parse(el.getAttribute(name) || '[]'); } catch (e) { return []; }
   }
 
+  // Lanes name roles by their codes (the assignment rule reads them); show the roles' names instead.
+  function relabel(xml, labels) {
+    var doc = new DOMParser().parseFromString(xml, 'application/xml');
+    if (doc.getElementsByTagName('parsererror').length) { return xml; }
+    var changed = false;
+    Array.prototype.forEach.call(doc.getElementsByTagNameNS('*', 'lane'), function (lane) {
+      var label = labels[(lane.getAttribute('name') || '').trim()];
+      if (label) { lane.setAttribute('name', label); changed = true; }
+    });
+    return changed ? new XMLSerializer().serializeToString(doc) : xml;
+  }
+
+  // Screen pixels kept free along the bottom for bpmn.io's mark (bottom right; its licence keeps it visible),
+  // so that it never covers a step.
+  var MARK = 44;
+
   function fit(viewer, box) {
     var canvas = viewer.get('canvas');
     // Height follows the diagram's proportions at the box's width, within phone-friendly bounds.
     var inner = canvas.viewbox().inner;
     var width = box.clientWidth || 320;
-    var height = inner.width ? Math.round(inner.height / inner.width * width) + 40 : 200;
+    var height = inner.width ? Math.round(inner.height / inner.width * width) + 40 + MARK : 200;
     box.style.height = Math.max(160, Math.min(height, 460)) + 'px';
     canvas.resized();
     whole(canvas);
   }
 
-  // The whole diagram, centred, with a margin (zoom('fit-viewport') leaves none, clipping edge strokes).
+  // The whole diagram, centred above the mark's strip, with a margin (zoom('fit-viewport') leaves none,
+  // clipping edge strokes).
   function whole(canvas) {
     var inner = canvas.viewbox().inner;
     var outer = canvas.getSize();
     var margin = 16;
-    var scale = Math.min(outer.width / (inner.width + 2 * margin), outer.height / (inner.height + 2 * margin), 1.5);
+    var above = Math.max(outer.height - MARK, 1);
+    var scale = Math.min(outer.width / (inner.width + 2 * margin), above / (inner.height + 2 * margin), 1.5);
     var width = outer.width / scale;
-    var height = outer.height / scale;
-    canvas.viewbox({ x: inner.x - (width - inner.width) / 2, y: inner.y - (height - inner.height) / 2,
-      width: width, height: height });
+    canvas.viewbox({ x: inner.x - (width - inner.width) / 2, y: inner.y - (above / scale - inner.height) / 2,
+      width: width, height: outer.height / scale });
   }
 
   function show(box) {
@@ -37,9 +55,11 @@
     var viewer = new window.BpmnJS({ container: holder });
     var done = list(box, 'data-completed');
     var current = list(box, 'data-current');
+    var labels = {};
+    try { labels = JSON.parse(box.getAttribute('data-lane-labels') || '{}'); } catch (e) { labels = {}; }
     fetch(box.getAttribute('data-bpmn-url'), { credentials: 'same-origin' })
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); })
-      .then(function (xml) { return viewer.importXML(xml); })
+      .then(function (xml) { return viewer.importXML(relabel(xml, labels)); })
       .then(function () {
         var canvas = viewer.get('canvas');
         var registry = viewer.get('elementRegistry');
