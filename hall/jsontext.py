@@ -150,3 +150,26 @@ class JSONProvider(DefaultJSONProvider):
 
 
 _COMPACT = {"separators": (",", ":")}
+
+
+# What the json module's refusals mean, for a person who typed the text (its messages are English).
+_REASONS = (
+    ("Expecting value", "此处缺少值"),
+    ("Expecting ',' delimiter", "缺少逗号"),
+    ("Expecting ':' delimiter", "缺少冒号"),
+    ("Expecting property name enclosed in double quotes", "属性名须用英文双引号括起，末项后不能有逗号"),
+    ("Unterminated string", "字符串缺少结尾的英文双引号"),
+    ("Invalid control character", "字符串中不能直接换行或含控制字符"),
+    ("Invalid \\escape", "无效的转义符"),
+    ("Extra data", "JSON 结束后还有多余内容"),
+)
+
+
+def problem(err: ValueError) -> str:
+    """Where JSON text a person wrote is broken and why, in Chinese: 第 3 行第 7 列：缺少逗号."""
+    if isinstance(err, json.JSONDecodeError):
+        if err.pos >= len(err.doc.rstrip()) and not err.msg.startswith("Unterminated string"):
+            return f"第 {err.lineno} 行第 {err.colno} 列：内容不完整，缺少结尾的括号"
+        reason = next((text for start, text in _REASONS if err.msg.startswith(start)), "格式不正确")
+        return f"第 {err.lineno} 行第 {err.colno} 列：{reason}"
+    return "不是有效的 JSON 文本（须为 UTF-8 编码）"

@@ -66,3 +66,18 @@ def test_the_flask_provider_keeps_flasks_types(app):
     assert app.json.dumps({"名": "张伟"}) == '{"名":"张伟"}'
     with pytest.raises(json.JSONDecodeError):
         app.json.loads('{"v": NaN}')
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"a": 1,}', "第 1 行第 9 列：属性名须用英文双引号括起，末项后不能有逗号"),
+    ('{\n  "a" 1}', "第 2 行第 7 列：缺少冒号"),
+    ('[1 2]', "第 1 行第 4 列：缺少逗号"),
+    ('{"a": 1} x', "第 1 行第 10 列：JSON 结束后还有多余内容"),
+    ('{"type": "object", "properties": {', "第 1 行第 35 列：内容不完整，缺少结尾的括号"),
+    ('{"a": "x', "第 1 行第 7 列：字符串缺少结尾的英文双引号"),
+])
+def test_problem_says_where_and_why_in_chinese(text, expected):
+    """A person's broken JSON is described by line, column and a Chinese reason, not json's English message."""
+    with pytest.raises(ValueError) as caught:
+        json.loads(text)
+    assert jsontext.problem(caught.value) == expected

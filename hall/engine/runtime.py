@@ -32,6 +32,7 @@ from hall.engine.validation import (
     check_definitions,
     normalise_timers,
     parse_xml,
+    schema_problem,
 )
 
 # SpiffWorkflow's task tree is limited in depth (~1000); a gateway loop past ~250 rounds ends the
@@ -176,7 +177,7 @@ def compile_process(files: dict[str, bytes], forms: dict[str, dict], max_bytes: 
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as err:
-            problems.append(Problem(form_name, "", f"表单不是有效的 JSON Schema：{err.message}"))
+            problems.append(Problem(form_name, "", f"表单不是有效的 JSON Schema：{schema_problem(err)}"))
     if problems:
         raise DiagramRefused(problems)
 

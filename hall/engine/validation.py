@@ -8,6 +8,7 @@ compensation, ad hoc subprocesses).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass
 
@@ -231,3 +232,33 @@ def check_call_activities(roots: dict[str, etree._Element]) -> list[Problem]:
                     f"调用活动引用的流程 {target!r} 不存在（unresolved call activity）",
                 ))
     return problems
+
+
+# -- a form's JSON Schema, refused by the meta-schema ------------------------------------------------------
+
+JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+_TYPE_WORDS = {"string": "文本", "number": "数字", "integer": "整数", "boolean": "true 或 false", "object": "对象",
+               "array": "列表", "null": "null"}
+
+
+def schema_problem(err) -> str:
+    """Where a form's schema breaks the JSON Schema meta-schema, and what is wrong there, in words an
+    administrator reads (jsonschema's SchemaError speaks English and names no location)."""
+    where = "/".join(str(part) for part in err.path) or "（根）"
+    value = json.dumps(err.instance, ensure_ascii=False, default=str)
+    if len(value) > 60:
+        value = value[:57] + "…"
+    if err.path and err.path[-1] == "type":
+        why = "type 只能是 " + "、".join(JSON_TYPES) + " 之一，或它们的列表"
+    elif err.validator == "type":
+        expected = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        why = "应为" + "或".join(_TYPE_WORDS.get(t, str(t)) for t in expected)
+    elif err.validator in ("minimum", "exclusiveMinimum"):
+        why = f"不能小于 {err.validator_value}"
+    elif err.validator == "uniqueItems":
+        why = "列表中有重复项"
+    elif err.validator == "format":
+        why = f"格式应为 {err.validator_value}"
+    else:  # anyOf, enum, const, pattern…: the meta-schema allows other values only
+        why = "取值不符合 JSON Schema 规范"
+    return f"{where} 处的 {value}：{why}"

@@ -7,6 +7,7 @@ import json
 from flask import Response, request
 from flask_login import current_user, login_required
 
+from hall import jsontext
 from hall.errors import Forbidden, Invalid
 from hall.extensions import Blueprint
 from hall.processes import services
@@ -67,9 +68,10 @@ def _uploads() -> tuple[dict[str, bytes], dict[str, dict]]:
         elif name.endswith(".json"):
             try:
                 forms[name] = json.loads(content)
-            except ValueError:
-                raise Invalid(f"表单文件 {name} 不是有效的 JSON",
-                              errors=[{"file": name, "element": "", "reason": "无效 JSON"}]) from None
+            except ValueError as err:
+                reason = jsontext.problem(err)
+                raise Invalid(f"表单文件 {name} 不是有效的 JSON：{reason}",
+                              errors=[{"file": name, "element": "", "reason": f"无效 JSON：{reason}"}]) from None
         else:
             raise Invalid(f"不支持的文件 {name}：只接受 .bpmn 和 .json",
                           errors=[{"file": name, "element": "", "reason": "文件类型"}])

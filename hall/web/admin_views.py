@@ -17,8 +17,10 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from jsonschema import Draft202012Validator, SchemaError
 
+from hall import jsontext
 from hall.accounts import services as accounts
 from hall.accounts.models import User
+from hall.engine.validation import schema_problem
 from hall.errors import Forbidden, HallError, Invalid, NotFound
 from hall.extensions import db
 from hall.org import services as org
@@ -144,13 +146,14 @@ def form_preview():
         ui_text = request.form.get("ui_schema", "").strip()
         ui_schema = json.loads(ui_text) if ui_text else None
     except ValueError as err:
-        return render_template("admin/_preview_error.html", message=_("JSON 格式错误：%(error)s", error=err)), 422
+        return render_template("admin/_preview_error.html",
+                               message=_("JSON 格式错误：%(error)s", error=jsontext.problem(err))), 422
     if not isinstance(schema, dict):
         return render_template("admin/_preview_error.html", message=_("表单必须是一个 JSON 对象")), 422
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as err:
-        message = _("不是有效的 JSON Schema：%(error)s", error=err.message)
+        message = _("不是有效的 JSON Schema：%(error)s", error=schema_problem(err))
         return render_template("admin/_preview_error.html", message=message), 422
     try:
         fields = forms.build_fields(schema, ui_schema, {}, None)

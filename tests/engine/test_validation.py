@@ -135,6 +135,21 @@ def test_missing_form_file_is_refused(admin):
     refused_for(deploy(admin, {"formless.bpmn": content}), "formless.bpmn", "t1", "missing-schema.json")
 
 
+def test_form_that_is_not_json_schema_is_refused_saying_where(admin):
+    """A form whose schema breaks the meta-schema is refused naming the file, the place in it and why, in Chinese."""
+    props = ('<bpmn:extensionElements><spiffworkflow:properties><spiffworkflow:property '
+             'name="formJsonSchemaFilename" value="odd.json"/></spiffworkflow:properties></bpmn:extensionElements>')
+    form = b'{"type": "object", "properties": {"n": {"type": "nonsense"}}}'
+    response = deploy(admin, {"odd.bpmn": bpmn_sequence("odd", 1, extra_props=props)}, {"odd.json": form})
+    refused_for(response, "odd.json", "", 'properties/n/type 处的 "nonsense"：type 只能是 string、')
+
+
+def test_form_file_that_is_not_json_is_refused_saying_where(admin):
+    """A form file that is not JSON is refused with the line, the column and the reason."""
+    response = deploy(admin, {"odd.bpmn": bpmn_sequence("odd", 1)}, {"odd.json": b'{\n  "type" "object"}'})
+    refused_for(response, "odd.json", "", "第 2 行第 10 列：缺少冒号")
+
+
 def test_forbidden_script_construct_is_refused(admin):
     """A script calling __import__ is refused at deploy naming the script task."""
     response = deploy(admin, {"imp.bpmn": script_process("os = __import__('os')")})

@@ -216,9 +216,10 @@ def test_form_editor_previews_while_typing_and_shows_bad_json(org, live_server, 
     shots.take(page, "form-preview")
     page.fill("#schema-text", '{"type": "object", "properties": {')
     expect(preview).to_have_attribute("data-state", "error")
-    expect(preview.locator(".preview-error")).to_contain_text("JSON 格式错误")
+    expect(preview.locator(".preview-error")).to_contain_text("JSON 格式错误：第 1 行第 35 列：内容不完整")
     page.fill("#schema-text", '{"type": "object", "properties": {"n": {"type": "nonsense"}}}')
-    expect(preview.locator(".preview-error")).to_contain_text("不是有效的 JSON Schema")
+    expect(preview.locator(".preview-error")).to_contain_text(
+        '不是有效的 JSON Schema：properties/n/type 处的 "nonsense"：type 只能是')
     shots.take(page, "form-error")
 
 
