@@ -28,7 +28,7 @@ WARNING_STATE_LABELS = {"open": "待处置", "handling": "处置中", "handled":
 WARNING_LEVEL_LABELS = {"yellow": "黄色预警", "red": "红色预警"}
 # Columns of a read-only pre-filled table that are codes for machines, not for the reader.
 HIDDEN_COLUMNS = {"point", "direction", "status", "warning"}
-FIRST_COLUMNS = ["name", "value", "status_label"]
+FIRST_COLUMNS = ["name", "value", "unit", "status_label", "target_value", "standard_value", "warning_value"]
 
 
 def sees_dashboard(user) -> bool:

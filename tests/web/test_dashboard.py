@@ -114,6 +114,11 @@ def test_leader_completes_diagnosis_and_dashboard_shows_the_next_step(cycle, liv
     expect(table).to_contain_text("就业率")
     expect(table.locator("tr", has_text="就业率")).to_contain_text("95.2")
     expect(table.locator("tr", has_text="双师素质教师比例")).to_contain_text("46")
+    # On the phone every row is a card: its target, standard and warning lines are in view, nothing scrolls.
+    target = table.locator("tr", has_text="就业率").locator("td[data-label=目标值]")
+    expect(target).to_be_visible()
+    assert target.bounding_box()["x"] + target.bounding_box()["width"] <= 390
+    assert leader.evaluate("document.documentElement.scrollWidth") <= 390
     leader.fill("#f-diagnosis_text", "就业率、专业对口率达到标准值；双师素质教师比例低于标准值。")
     leader.fill("#f-diagnosis_problems", "青年教师企业实践经历不足。")
     visit.check(leader, "diagnose-task")
