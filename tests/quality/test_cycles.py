@@ -439,3 +439,20 @@ def test_implement_waits_for_the_period_end_before_diagnosis(api, hall):
             break
         time.sleep(0.2)
     assert open_task == "diagnose"
+
+
+def test_a_terminated_diagnosis_process_marks_its_unit_terminated(api, hall):
+    """An administrator terminates a unit's diagnosis process: its starter cannot withdraw it (409), the unit is
+    stored as terminated and the progress counts it as such, not at 目标."""
+    subject = program("510201", "软件技术专业")
+    open_cycle(api, {"level": "program", "period": PERIOD})
+    unit = db.session.scalar(sa.select(CycleUnit).where(CycleUnit.subject_id == subject.id))
+    api.login("q4001")
+    assert api.post(f"process-instances/{unit.instance_id}/withdraw").status_code == 409
+    api.login("admin")
+    assert api.post(f"process-instances/{unit.instance_id}/terminate").status_code == 200
+    db.session.expire_all()
+    assert db.session.get(CycleUnit, unit.id).step == "terminated"
+    api.login("q4001")
+    progress = api.get(f"cycles/{unit.cycle_id}/progress").get_json()
+    assert [(s["subject_id"], s["step"]) for s in progress["by_subject"]["items"]] == [(subject.id, "terminated")]
