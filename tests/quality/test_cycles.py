@@ -524,3 +524,37 @@ def test_reports_show_a_running_units_real_step_and_what_each_step_submitted(api
     sheet = load_workbook(io.BytesIO(api.get(f"reports/college.xlsx?period={PERIOD}").data))["诊改单元"]
     assert list(sheet.iter_rows(min_row=2, values_only=True))[0][4] == "诊断"
     assert cycle["id"] == unit.cycle_id
+
+
+def test_a_target_with_an_unknown_point_or_an_impossible_value_is_refused(api, hall):
+    """目标 naming point NOPE-1, or 就业率 −5000 %, is a 422 with the message on the item's field; nothing moves."""
+    program("510201", "软件技术专业")
+    point("P-EMP", "毕业生就业率", "higher", 95, 90, 80)
+    open_cycle(api, {"level": "program", "period": PERIOD})
+    task = task_of(api, "t1001", "target")
+    response = api.post(f"tasks/{task['id']}/complete", {"version": task["version"], "data": {"targets": [
+        {"text": "毕业生就业率达到 95%", "point": "P-EMP", "target_value": 95},
+        {"text": "乱填", "point": "NOPE-1", "target_value": -5000},
+        {"text": "就业率", "point": "P-EMP", "target_value": -5000}]}})
+    assert response.status_code == 422, response.get_json()
+    errors = response.get_json()["errors"]
+    assert errors == {"targets.1.point": ["质控点代码“NOPE-1”不存在"],
+                      "targets.2.target_value": ["百分比质控点的目标值应在 0 到 100 之间"]}
+    assert task_of(api, "t1001", "target")["version"] == task["version"]
+    assert count(Target) == 0
+
+
+def test_the_target_page_shows_the_unknown_point_message_next_to_the_field(api, hall):
+    """On the 目标 page an unknown point code comes back with 422 and its message beside the code field."""
+    program("510201", "软件技术专业")
+    open_cycle(api, {"level": "program", "period": PERIOD})
+    task = task_of(api, "t1001", "target")
+    page = api.get(f"/tasks/{task['id']}").get_data(as_text=True)
+    csrf = page.split('name="_csrf" value="')[1].split('"')[0]
+    response = api.client.post(f"/tasks/{task['id']}", data={
+        "_csrf": csrf, "version": task["version"], "action": "submit",
+        "targets.0.text": "乱填", "targets.0.point": "NOPE-1", "targets.0.target_value": "-5000"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    field = html[html.index('name="targets.0.point"'):]
+    assert "质控点代码“NOPE-1”不存在" in field[:field.index('name="targets.0.target_value"')]
