@@ -337,11 +337,7 @@ def _date(value: datetime | None) -> str:
 
 
 def _num(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return portraits.format_value(value)
 
 
 # --- .docx ----------------------------------------------------------------------------------------------------
@@ -494,6 +490,7 @@ def _sheet(workbook, title: str, header: list[str], rows: list[list], first: boo
         cell.alignment = Alignment(horizontal="center")
     widths = [len(str(h)) * 2 + 2 for h in header]
     for row in rows:
+        row = [portraits.rounded(value) for value in row]
         sheet.append(row)
         for i, value in enumerate(row):
             widths[i] = min(max(widths[i], len(str(value if value is not None else "")) * 2 + 2), 60)
