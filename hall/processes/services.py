@@ -883,6 +883,10 @@ def _set_state(instance_id: int, user: User, allowed_from: tuple, new_state: str
         )
         db.session.execute(sa.update(Timer).where(Timer.instance_id == instance.id, Timer.fired_at.is_(None))
                            .values(fired_at=utcnow()))
+        # What the hall started the instance for (a warning, a cycle unit) must not stay tied to a dead process.
+        from hall.quality.services import release_terminated_instance
+
+        release_terminated_instance(instance.id)
     db.session.add(InstanceEvent(instance_id=instance.id, kind=kind, actor_id=user.id, data=data))
     db.session.commit()
     db.session.refresh(instance)
@@ -926,11 +930,19 @@ def retry_instance(instance_id: int, user: User, data: dict | None = None) -> Pr
     return instance
 
 
+def may_withdraw(instance: ProcessInstance) -> bool:
+    """撤销 is for applications a person started from the service catalogue; a process the hall starts on
+    someone's behalf (warning handling, a diagnosis cycle: not in the catalogue) is not theirs to take back."""
+    return bool(instance.definition.in_catalogue)
+
+
 def withdraw_instance(instance_id: int, user: User) -> ProcessInstance:
     """撤销: the starter takes back an application nobody else has acted on yet."""
     instance = db.session.get(ProcessInstance, instance_id)
     if instance is None or instance.starter_id != user.id:
         raise NotFound(f"流程实例 {instance_id} 不存在或不是您发起的")
+    if not may_withdraw(instance):
+        raise Conflict("此流程由系统代为发起（如预警处置、诊改），不能撤销；如需终止请联系质量管理办公室")
     acted = db.session.scalar(sa.select(sa.func.count()).select_from(InstanceEvent).where(
         InstanceEvent.instance_id == instance.id,
         InstanceEvent.kind.in_(("task_completed", "claimed", "transferred", "signer_added", "returned")),

@@ -359,6 +359,41 @@ def _step_of(label: str | None) -> str:
     return ELEMENT_STEPS.get(label, label or "implement")
 
 
+def _open_tasks(instance_ids):
+    """Per instance of *instance_ids* (a select of ids), its open user task's element and due date."""
+    return (
+        sa.select(HumanTask.instance_id, sa.func.min(HumanTask.element_id).label("element"),
+                  sa.func.min(HumanTask.due_at).label("due_at"))
+        .where(HumanTask.state.in_(processes.OPEN_TASK_STATES), HumanTask.kind == "user",
+               HumanTask.instance_id.in_(instance_ids))
+        .group_by(HumanTask.instance_id)
+        .subquery()
+    )
+
+
+def _label(open_tasks):
+    """Where a unit stands: its open task's element; "done" when its instance ended; a running instance
+    without an open task is waiting for the period to end (the 实施 timer)."""
+    return sa.case(
+        (ProcessInstance.state == "completed", "done"),
+        (ProcessInstance.state.in_(("error", "terminated", "suspended")), ProcessInstance.state),
+        (open_tasks.c.element.is_(None), "implement"),
+        else_=open_tasks.c.element,
+    ).label("label")
+
+
+def current_steps(instance_ids) -> dict[int, str]:
+    """The step each diagnosis instance of *instance_ids* (a select of ids) stands at, by instance id, as the
+    progress page counts it. CycleUnit.step is written only when a unit starts and ends (and on
+    termination), so whatever shows a running unit's step reads it here, from its instance and open task."""
+    open_tasks = _open_tasks(instance_ids)
+    rows = db.session.execute(
+        sa.select(ProcessInstance.id, _label(open_tasks))
+        .outerjoin(open_tasks, open_tasks.c.instance_id == ProcessInstance.id)
+        .where(ProcessInstance.id.in_(instance_ids))).all()
+    return {instance_id: _step_of(label) for instance_id, label in rows}
+
+
 def cycle_progress(cycle_id: int, user: User, page: int = 1, page_size: int = 20, step: str | None = None,
                    overdue_limit: int = 100, org_unit: int | None = None) -> dict:
     """Counts by step and department, units page by page, overdue steps and open warnings of a cycle
@@ -372,22 +407,8 @@ def cycle_progress(cycle_id: int, user: User, page: int = 1, page_size: int = 20
             raise NotFound(f"部门 {org_unit} 不存在")
         visible = sa.and_(visible, Subject.org_unit_id.in_(
             sa.select(OrgUnit.id).where(OrgUnit.path.startswith(unit.path, autoescape=True))))
-    open_tasks = (
-        sa.select(HumanTask.instance_id, sa.func.min(HumanTask.element_id).label("element"),
-                  sa.func.min(HumanTask.due_at).label("due_at"))
-        .where(HumanTask.state.in_(processes.OPEN_TASK_STATES), HumanTask.kind == "user",
-               HumanTask.instance_id.in_(sa.select(CycleUnit.instance_id).where(CycleUnit.cycle_id == cycle.id)))
-        .group_by(HumanTask.instance_id)
-        .subquery()
-    )
-    # Where a unit stands: its open task's element; "done" when its instance ended; a running instance
-    # without an open task is waiting for the period to end (the 实施 timer).
-    label = sa.case(
-        (ProcessInstance.state == "completed", "done"),
-        (ProcessInstance.state.in_(("error", "terminated", "suspended")), ProcessInstance.state),
-        (open_tasks.c.element.is_(None), "implement"),
-        else_=open_tasks.c.element,
-    ).label("label")
+    open_tasks = _open_tasks(sa.select(CycleUnit.instance_id).where(CycleUnit.cycle_id == cycle.id))
+    label = _label(open_tasks)
     overdue = sa.and_(open_tasks.c.due_at.is_not(None), open_tasks.c.due_at < now)
 
     def units(*columns):

@@ -247,6 +247,8 @@ class CycleUnit(db.Model):
     cycle_id: Mapped[int] = mapped_column(sa.ForeignKey("cycles.id", ondelete="CASCADE"))
     subject_id: Mapped[int] = mapped_column(sa.ForeignKey("subjects.id", ondelete="CASCADE"))
     instance_id: Mapped[int | None] = mapped_column(sa.ForeignKey("process_instances.id"), index=True)
+    # Written when the unit starts (target), ends (done) or is terminated; a running unit's current step is
+    # derived from its instance (cycles.current_steps), which is what pages and reports show.
     step: Mapped[str] = mapped_column(sa.String(20), default="target")
     step_due: Mapped[date | None] = mapped_column(sa.Date)
     grade: Mapped[str | None] = mapped_column(sa.String(10))  # 优秀 / 良好 / 合格 / 不合格

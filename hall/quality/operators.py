@@ -13,6 +13,7 @@ from hall.db_types import utcnow
 from hall.engine.services import operator
 from hall.extensions import db
 from hall.quality.models import (
+    LEVELS,
     CycleUnit,
     Measurement,
     MonitoringPoint,
@@ -21,6 +22,7 @@ from hall.quality.models import (
     Subject,
     Target,
 )
+from hall.tasks.services import form_check
 
 # The form fields each step writes, kept in CycleUnit.report under the step's code.
 STEP_FIELDS = {
@@ -125,6 +127,53 @@ def draft_targets_of(subject_ids: list[int], period: str) -> dict[int, list[dict
             item["target_value"] = target_value
         items.setdefault(subject_id, []).append(item)
     return items
+
+
+# The form fields that hold target items ({text, point?, target_value?}): 目标 and 改进 (next period's drafts).
+TARGET_ITEM_FIELDS = ("targets", "improvements")
+
+
+def value_problem(point: MonitoringPoint, value: float) -> str | None:
+    """Why a value is impossible for a point, by what the point says of itself: a yes/no point takes 0 or 1,
+    a percentage 0–100, and the hall's other points (counts, amounts, ratios) are never negative."""
+    if point.direction == "bool":
+        return None if value in (0, 1) else "是/否型质控点的目标值只能是 0 或 1"
+    if point.unit == "%":
+        return None if 0 <= value <= 100 else "百分比质控点的目标值应在 0 到 100 之间"
+    return None if value >= 0 else "目标值不能为负数"
+
+
+@form_check("diagnosis_target.json", "diagnosis_improve.json")
+def check_target_items(data: dict, instance) -> dict[str, list[str]]:
+    """Each target item names a monitoring point that exists, of the subject's level, with a value it allows;
+    otherwise the item's field gets the message (the item would be stored without its point)."""
+    subject = db.session.get(Subject, instance.subject_id) if getattr(instance, "subject_id", None) else None
+    errors: dict[str, list[str]] = {}
+    for field in TARGET_ITEM_FIELDS:
+        items = [i if isinstance(i, dict) else {} for i in data.get(field) or []] \
+            if isinstance(data.get(field), list) else []
+        codes = {str(i["point"]).strip() for i in items if str(i.get("point") or "").strip()}
+        points = {p.code: p for p in db.session.scalars(
+            sa.select(MonitoringPoint).where(MonitoringPoint.code.in_(codes)))} if codes else {}
+        for index, item in enumerate(items):
+            code = str(item.get("point") or "").strip()
+            if not code:
+                continue
+            point = points.get(code)
+            if point is None:
+                errors[f"{field}.{index}.point"] = [f"质控点代码“{code}”不存在"]
+                continue
+            if subject is not None and point.level_code != subject.level_code:
+                errors[f"{field}.{index}.point"] = [
+                    f"质控点“{code}”属于{LEVELS.get(point.level_code, point.level_code)}层面，"
+                    f"不是{subject.name}所在的{LEVELS.get(subject.level_code, subject.level_code)}层面"]
+                continue
+            value = item.get("target_value")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                problem = value_problem(point, float(value))
+                if problem:
+                    errors[f"{field}.{index}.target_value"] = [problem]
+    return errors
 
 
 def _point_ids(codes: set[str]) -> dict[str, int]:

@@ -238,6 +238,26 @@ def subject_portrait(user, subject_id: int) -> dict:
     }
 
 
+# Measured values and their means are shown to two decimals wherever a person reads them (the portrait
+# pages and the reports): percentages, scores, hours and amounts alike need no more.
+DECIMALS = 2
+
+
+def rounded(value):
+    """A value as people read it: floats to DECIMALS places; anything else unchanged."""
+    return round(value, DECIMALS) if isinstance(value, float) else value
+
+
+def format_value(value) -> str:
+    """A value as text: "—" for none, whole numbers without decimals, otherwise at most DECIMALS places."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    text = f"{float(value):.{DECIMALS}f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
 def _children(user, subject: Subject) -> list[dict]:
     """The subjects directly under *subject* that *user* may see, each with its open-warning count."""
     open_count = (sa.select(sa.func.count(QualityWarning.id))

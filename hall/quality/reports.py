@@ -25,7 +25,7 @@ from hall.errors import Forbidden, Invalid, NotFound
 from hall.extensions import db
 from hall.org.models import OrgUnit
 from hall.processes.models import InstanceEvent, ProcessInstance, ProcessVersion
-from hall.quality import portraits
+from hall.quality import cycles, portraits
 from hall.quality.models import (
     CYCLE_STEPS,
     DIRECTIONS,
@@ -40,11 +40,13 @@ from hall.quality.models import (
     Subject,
     Target,
 )
+from hall.tasks import services as tasks
 from hall.tasks.models import HumanTask
+from hall.web.forms import readable
 
 MISSING = "（未填写）"
 GRADES = ("优秀", "良好", "合格", "不合格")
-STEP_NAMES = dict(CYCLE_STEPS)
+STEP_NAMES = cycles.STEP_NAMES
 WARNING_LEVEL_NAMES = {"yellow": "黄色预警", "red": "红色预警"}
 WARNING_STATE_NAMES = {"open": "待处理", "handling": "处理中", "handled": "已处理", "closed": "已关闭"}
 # Labels for field names that forms commonly use, when the form's own titles are not at hand.
@@ -94,12 +96,14 @@ def self_diagnosis(user, cycle_unit_id: int) -> dict:
     handling = _handling_texts([w.instance_id for w, _, _ in warnings if w.instance_id])
     report = unit.report if isinstance(unit.report, dict) else {}
     labels = _form_labels([unit.instance_id] if unit.instance_id else [])
+    step = _unit_steps([unit]).get(unit.id, unit.step)
+    written = _step_texts(unit.instance_id) if unit.instance_id else {}
     return {
         "title": f"{subject.name}自我诊改报告",
         "subject": {"code": subject.code, "name": subject.name, "level": portraits._level_name(subject.level_code),
                     "org_unit": subject.org_unit.name if subject.org_unit else "",
                     "responsible": subject.responsible.name if subject.responsible else ""},
-        "cycle": {"title": cycle.title, "period": period, "step": STEP_NAMES.get(unit.step, unit.step),
+        "cycle": {"title": cycle.title, "period": period, "step": STEP_NAMES.get(step, step),
                   "completed_at": _date(unit.completed_at)},
         "targets": [{"text": t.text, "point": point_name or "", "target_value": t.target_value,
                      "state": "已确认" if t.state == "approved" else "草稿"} for t, point_name in targets],
@@ -115,11 +119,48 @@ def self_diagnosis(user, cycle_unit_id: int) -> dict:
                       "handling": handling.get(w.instance_id, []) if w.instance_id else []}
                      for w, code, name in warnings],
         "grade": unit.grade or MISSING,
-        "steps": [{"code": code, "name": name, "lines": _text_lines(report.get(code), labels)}
+        "steps": [{"code": code, "name": name,
+                   "lines": written.get(code) or _text_lines(report.get(code), labels)}
                   for code, name in CYCLE_STEPS],
         "filename": f"{subject.name}-{period}-自我诊改报告",
         "ascii_filename": f"self-diagnosis-{unit.id}",
     }
+
+
+def _unit_steps(units) -> dict[int, str]:
+    """Each cycle unit's current step code by unit id, derived from its instance like the progress page
+    (CycleUnit.step is only written when a unit starts and ends); a unit without an instance keeps its own."""
+    steps = cycles.current_steps(sa.select(CycleUnit.instance_id).where(
+        CycleUnit.id.in_([u.id for u in units]), CycleUnit.instance_id.is_not(None)))
+    return {u.id: steps.get(u.instance_id, u.step) for u in units}
+
+
+def _task_lines(task: HumanTask, labels: dict[str, str] | None = None) -> list[str]:
+    """A completed task's submitted data as the task pages show it: the form's titles and choice labels
+    (a task without a form of its own: the field titles in *labels*)."""
+    schema, ui_schema = tasks.form_of(task)
+    if schema is None:
+        return _text_lines(task.submitted, labels or FIELD_LABELS)
+    pairs = readable(schema, task.submitted, ui_schema)
+    return [f"{label}：{text if text != '' else MISSING}" for label, text in pairs] or [MISSING]
+
+
+def _step_texts(instance_id: int) -> dict[str, list[str]]:
+    """What was submitted at each step of a diagnosis instance, by step code: the latest completion of each of
+    the step's tasks (a returned step is submitted again), its review (目标审核) after it."""
+    latest: dict[str, HumanTask] = {}
+    for task in db.session.scalars(
+        sa.select(HumanTask).where(HumanTask.instance_id == instance_id, HumanTask.state == "completed",
+                                   HumanTask.kind == "user", HumanTask.submitted.is_not(None))
+        .order_by(HumanTask.completed_at, HumanTask.id)):
+        latest[task.element_id] = task
+    texts: dict[str, list[str]] = {}
+    for code, _name in CYCLE_STEPS:
+        elements = [code] + [e for e, owner in cycles.ELEMENT_STEPS.items() if owner == code]
+        lines = [line for e in elements if e in latest for line in _task_lines(latest[e])]
+        if lines:
+            texts[code] = lines
+    return texts
 
 
 def _handling_texts(instance_ids: list[int]) -> dict[int, list[dict]]:
@@ -134,7 +175,7 @@ def _handling_texts(instance_ids: list[int]) -> dict[int, list[dict]]:
                                    HumanTask.submitted.is_not(None))
         .order_by(HumanTask.completed_at, HumanTask.id)):
         texts.setdefault(task.instance_id, []).append(
-            {"step": task.name, "at": _date(task.completed_at), "lines": _text_lines(task.submitted, labels)})
+            {"step": task.name, "at": _date(task.completed_at), "lines": _task_lines(task, labels)})
     missing = [i for i in instance_ids if i not in texts]
     if missing:
         for event in db.session.scalars(
@@ -228,12 +269,17 @@ def annual(user, org_unit_id: int | None, period: str | None) -> dict:
                   .correlate(CycleUnit).scalar_subquery())
     unit_rows = db.session.execute(
         sa.select(Subject.code, Subject.name, Subject.level_code, OrgUnit.name, CycleUnit.step, CycleUnit.grade,
-                  open_count)
+                  open_count, CycleUnit.instance_id)
         .select_from(CycleUnit).join(Cycle, Cycle.id == CycleUnit.cycle_id)
         .join(Subject, Subject.id == CycleUnit.subject_id).outerjoin(OrgUnit, OrgUnit.id == Subject.org_unit_id)
         .where(Cycle.period == period, *scope.clauses)
         .order_by(Subject.level_code, Subject.code)).all()
     graded_total = sum(grades.values())
+    # The units' real steps, in one statement for the whole report (see _unit_steps).
+    steps = cycles.current_steps(
+        sa.select(CycleUnit.instance_id).join(Cycle, Cycle.id == CycleUnit.cycle_id)
+        .join(Subject, Subject.id == CycleUnit.subject_id)
+        .where(Cycle.period == period, CycleUnit.instance_id.is_not(None), *scope.clauses))
     data = {
         "title": f"{title_unit}{period}年度质量报告",
         "unit": title_unit,
@@ -251,8 +297,9 @@ def annual(user, org_unit_id: int | None, period: str | None) -> dict:
                    for p in portraits.point_summary(scope, period)],
         "warnings": warnings,
         "units": [{"code": code, "name": name, "level": portraits._level_name(level), "org_unit": unit_name or "",
-                   "step": STEP_NAMES.get(step, step), "grade": grade or "未评定", "open_warnings": n}
-                  for code, name, level, unit_name, step, grade, n in unit_rows],
+                   "step": STEP_NAMES.get(steps.get(instance_id, step), step), "grade": grade or "未评定",
+                   "open_warnings": n}
+                  for code, name, level, unit_name, step, grade, n, instance_id in unit_rows],
         "departments": _department_rows(scope, period),
         "filename": f"{title_unit}-{period}-年度质量报告",
         "ascii_filename": f"annual-report-{org_unit_id if org_unit_id else 'college'}-{period}",
@@ -290,11 +337,7 @@ def _date(value: datetime | None) -> str:
 
 
 def _num(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return portraits.format_value(value)
 
 
 # --- .docx ----------------------------------------------------------------------------------------------------
@@ -447,6 +490,7 @@ def _sheet(workbook, title: str, header: list[str], rows: list[list], first: boo
         cell.alignment = Alignment(horizontal="center")
     widths = [len(str(h)) * 2 + 2 for h in header]
     for row in rows:
+        row = [portraits.rounded(value) for value in row]
         sheet.append(row)
         for i, value in enumerate(row):
             widths[i] = min(max(widths[i], len(str(value if value is not None else "")) * 2 + 2), 60)

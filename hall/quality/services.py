@@ -23,11 +23,13 @@ from hall.quality.models import (
     STANDARD_KINDS,
     SYSTEMS,
     Cycle,
+    CycleUnit,
     Level,
     Measurement,
     MeasurementRevision,
     MonitoringPoint,
     PointOverride,
+    QualityWarning,
     Standard,
     Subject,
     Target,
@@ -540,3 +542,18 @@ def record_measurements(rows: list[MeasurementRow], user: User | None, cycle_id:
         counts["warnings_raised"] = raised
     db.session.commit()
     return counts
+
+
+def release_terminated_instance(instance_id: int) -> None:
+    """A process the hall started ended without being handled (terminated by an administrator, after an
+    error, or withdrawn): its warning goes back to open with the link cleared, so the next evaluation starts
+    a new handling process for it, and its cycle unit is marked terminated rather than left at a step."""
+    db.session.execute(
+        sa.update(QualityWarning)
+        .where(QualityWarning.instance_id == instance_id, QualityWarning.state == "handling")
+        .values(state="open", instance_id=None)
+        .execution_options(synchronize_session=False))
+    db.session.execute(
+        sa.update(CycleUnit).where(CycleUnit.instance_id == instance_id, CycleUnit.step != "done")
+        .values(step="terminated", step_due=None)
+        .execution_options(synchronize_session=False))

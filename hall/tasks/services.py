@@ -205,6 +205,32 @@ SIGN_FORM = {
 }
 
 
+# Checks beyond JSON Schema that the domain owning a form's data registers under the form's file name
+# (e.g. quality: a 目标 must name a monitoring point that exists). A check gets the submitted data and the
+# instance and returns field-level errors ({"targets.0.point": [..]}); it must not write anything.
+FORM_CHECKS: dict[str, list] = {}
+
+
+def form_check(*form_keys: str):
+    """Register a check for the forms with these file names."""
+    def register(func):
+        for key in form_keys:
+            FORM_CHECKS.setdefault(key, []).append(func)
+        return func
+
+    return register
+
+
+def check_form(form_key: str | None, data: dict, instance: ProcessInstance) -> None:
+    """422 with the field-level errors of the domain checks registered for the form, before anything is written."""
+    errors: dict[str, list[str]] = {}
+    for check in FORM_CHECKS.get(form_key or "", ()):
+        for field, messages in (check(data, instance) or {}).items():
+            errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise Invalid("表单填写有误，请检查标出的字段", errors=errors)
+
+
 def validate_form(schema: dict | None, data: dict) -> None:
     """422 with field-level messages when data does not satisfy the schema."""
     if not isinstance(data, dict):
@@ -459,6 +485,7 @@ def _complete(task_id: int, user: User, data: dict, expected_version: int | None
         registry.compiled(db.session.get(ProcessVersion, instance.process_version_id))
     if decision == "completed":
         validate_form(process.forms.get(task.form_key) if task.form_key else None, data)
+        check_form(task.form_key, data, instance)
     try:
         outcome = registry.engine().complete(process, instance.workflow, task.engine_task_id, data)
     except LookupError:

@@ -129,6 +129,12 @@ def cycle_dashboard(cycle_id):
 
 # -- portraits ---------------------------------------------------------------------------------------
 
+@bp.app_template_filter("value")
+def value_filter(value) -> str:
+    """A measured value or line as the reports print it (two decimals at most, "—" for none)."""
+    return portraits.format_value(value)
+
+
 @bp.route("/subjects/<int:subject_id>")
 @login_required
 def subject(subject_id):
@@ -142,13 +148,17 @@ def subject(subject_id):
     radar = {"kind": "radar", "indicators": [r["name"] for r in data["radar"]],
              "values": [r["score"] if r["score"] is not None else 0 for r in data["radar"]]}
     trends = [{"kind": "trend", "title": p["name"] + (f"（{p['unit']}）" if p["unit"] else ""),
-               "categories": periods, "values": [s["value"] for s in p["series"]],
+               "categories": periods, "values": [portraits.rounded(s["value"]) for s in p["series"]],
                "lines": [{"name": gettext(name), "value": p["lines"][key]} for key, name in
                          (("target", "目标值"), ("standard", "标准值"), ("warning", "预警值"))
                          if p["lines"][key] is not None]}
               for p in data["points"]]
+    # A subject may have hundreds of children (a college's courses): the list goes page by page.
+    page = page_arg()
+    children = data["children"][(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
     return render_template("quality/subject.html", p=data, radar=radar, trends=trends, cycle_unit=latest_unit,
-                           warning_states=WARNING_STATE_LABELS, warning_levels=WARNING_LEVEL_LABELS)
+                           warning_states=WARNING_STATE_LABELS, warning_levels=WARNING_LEVEL_LABELS,
+                           children=children, page=page, pages=_pages(len(data["children"]), PAGE_SIZE))
 
 
 @bp.route("/portraits")

@@ -182,7 +182,8 @@ def mine():
     page = page_arg()
     items, total = processes.list_instances(current_user, starter=current_user.username, page=page,
                                             page_size=PAGE_SIZE)
-    return render_template("mine.html", items=items, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)))
+    return render_template("mine.html", items=items, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
+                           withdrawable={i.id for i in items if processes.may_withdraw(i)})
 
 
 # -- a task ------------------------------------------------------------------------------------------
@@ -369,6 +370,7 @@ def instance(instance_id):
         "instance.html", instance=inst, timeline=timeline, open_tasks=open_tasks,
         state_text=_("已撤销") if withdrawn else str(STATE_LABELS.get(inst.state, inst.state)),
         steps=_earlier_steps(inst), is_starter=inst.starter_id == current_user.id,
+        may_withdraw=processes.may_withdraw(inst),
         my_task=next((t for t in open_tasks if tasks.may_act(t, current_user)), None),
     )
 

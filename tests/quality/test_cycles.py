@@ -439,3 +439,122 @@ def test_implement_waits_for_the_period_end_before_diagnosis(api, hall):
             break
         time.sleep(0.2)
     assert open_task == "diagnose"
+
+
+def test_a_terminated_diagnosis_process_marks_its_unit_terminated(api, hall):
+    """An administrator terminates a unit's diagnosis process: its starter cannot withdraw it (409), the unit is
+    stored as terminated and the progress counts it as such, not at 目标."""
+    subject = program("510201", "软件技术专业")
+    open_cycle(api, {"level": "program", "period": PERIOD})
+    unit = db.session.scalar(sa.select(CycleUnit).where(CycleUnit.subject_id == subject.id))
+    api.login("q4001")
+    assert api.post(f"process-instances/{unit.instance_id}/withdraw").status_code == 409
+    api.login("admin")
+    assert api.post(f"process-instances/{unit.instance_id}/terminate").status_code == 200
+    db.session.expire_all()
+    assert db.session.get(CycleUnit, unit.id).step == "terminated"
+    api.login("q4001")
+    progress = api.get(f"cycles/{unit.cycle_id}/progress").get_json()
+    assert [(s["subject_id"], s["step"]) for s in progress["by_subject"]["items"]] == [(subject.id, "terminated")]
+
+
+def _deploy_warning_handling():
+    from hall.processes import services as processes
+
+    names = ("warning_analyse.json", "warning_plan.json", "warning_review.json", "warning_review.uischema.json")
+    forms = {name: json.loads((ROOT / "forms" / name).read_text(encoding="utf-8")) for name in names}
+    processes.deploy({"warning_handling.bpmn": (ROOT / "workflows" / "warning_handling.bpmn").read_bytes()}, forms)
+
+
+def test_reports_show_a_running_units_real_step_and_what_each_step_submitted(api, hall):
+    """A unit at 诊断: the self-diagnosis .docx/.xlsx and the college report say 诊断 (not 目标), print what
+    目标 … 实施 submitted with the forms' titles and choice labels, and the warning review as 「同意，处置完成」."""
+    import io
+
+    from docx import Document
+    from openpyxl import load_workbook
+
+    from hall.quality import warnings
+
+    _deploy_warning_handling()
+    subject = program("510201", "软件技术专业")
+    emp = point("P-EMP", "毕业生就业率", "higher", 95, 90, 80)
+    db.session.add(Measurement(subject_id=subject.id, point_id=emp.id, period=PERIOD, value=85, source="就业系统"))
+    db.session.commit()
+    warnings.evaluate_warnings()
+    complete(api, "t1001", "analyse", {"cause": "就业指导不足", "cause_kind": "资源不足"})
+    complete(api, "t1001", "plan", {"measures": "增加就业指导课", "deadline": "2026-03-01"})
+    complete(api, "h2001", "review", {"review_decision": "approve", "review_opinion": "可以"})
+
+    cycle = open_cycle(api, {"level": "program", "period": PERIOD, "period_end": "2026-01-31"}).get_json()
+    complete(api, "t1001", "target", {"targets": [{"text": "毕业生就业率达到 95%", "point": "P-EMP",
+                                                   "target_value": 95}]})
+    complete(api, "h2001", "target_review", {"review_decision": "approve", "review_opinion": "同意"})
+    complete(api, "t1001", "standard", {"standard_confirmed": True})
+    complete(api, "t1001", "design", {"design_plan": "实施就业能力提升计划"})
+    complete(api, "t1001", "organise", {"organise_responsibilities": "专业负责人牵头"})
+    complete(api, "t1001", "implement", {"implement_progress": "已完成两轮企业宣讲"})
+    task_of(api, "t1001", "diagnose")
+    unit = db.session.scalar(sa.select(CycleUnit).where(CycleUnit.subject_id == subject.id))
+
+    api.login("q4001")
+    response = api.get(f"reports/self-diagnosis/{unit.id}.docx")
+    assert response.status_code == 200
+    document = Document(io.BytesIO(response.data))
+    basics = dict((row.cells[0].text, row.cells[1].text) for row in document.tables[0].rows)
+    assert basics["当前步骤"] == "诊断"
+    text = "\n".join(p.text for p in document.paragraphs)
+    process = text[text.index("六、诊改过程记录"):]
+    for line in ("审核结论：通过", "审核意见：同意", "已确认标准与质控点：是", "实施方案：实施就业能力提升计划",
+                 "责任分工：专业负责人牵头", "实施进展：已完成两轮企业宣讲"):
+        assert line in process, line
+    assert "毕业生就业率达到 95%" in process.split("标准")[0]
+    assert process.split("\n诊断\n")[1].startswith("（未填写）")
+    assert "审核意见：同意，处置完成" in text and "approve" not in text and "原因类别：资源不足" in text
+
+    book = load_workbook(io.BytesIO(api.get(f"reports/self-diagnosis/{unit.id}.xlsx").data))
+    assert dict(book["基本情况"].iter_rows(min_row=2, values_only=True))["当前步骤"] == "诊断"
+    steps = dict(book["诊改过程"].iter_rows(min_row=2, values_only=True))
+    assert "实施进展：已完成两轮企业宣讲" in steps["实施"] and steps["诊断"] == "（未填写）"
+    assert "审核意见：同意，处置完成" in list(book["预警"].iter_rows(min_row=2, values_only=True))[0][-1]
+
+    college = Document(io.BytesIO(api.get(f"reports/college.docx?period={PERIOD}").data))
+    units = college.tables[-1]
+    assert [c.text for c in units.rows[1].cells][4] == "诊断"
+    sheet = load_workbook(io.BytesIO(api.get(f"reports/college.xlsx?period={PERIOD}").data))["诊改单元"]
+    assert list(sheet.iter_rows(min_row=2, values_only=True))[0][4] == "诊断"
+    assert cycle["id"] == unit.cycle_id
+
+
+def test_a_target_with_an_unknown_point_or_an_impossible_value_is_refused(api, hall):
+    """目标 naming point NOPE-1, or 就业率 −5000 %, is a 422 with the message on the item's field; nothing moves."""
+    program("510201", "软件技术专业")
+    point("P-EMP", "毕业生就业率", "higher", 95, 90, 80)
+    open_cycle(api, {"level": "program", "period": PERIOD})
+    task = task_of(api, "t1001", "target")
+    response = api.post(f"tasks/{task['id']}/complete", {"version": task["version"], "data": {"targets": [
+        {"text": "毕业生就业率达到 95%", "point": "P-EMP", "target_value": 95},
+        {"text": "乱填", "point": "NOPE-1", "target_value": -5000},
+        {"text": "就业率", "point": "P-EMP", "target_value": -5000}]}})
+    assert response.status_code == 422, response.get_json()
+    errors = response.get_json()["errors"]
+    assert errors == {"targets.1.point": ["质控点代码“NOPE-1”不存在"],
+                      "targets.2.target_value": ["百分比质控点的目标值应在 0 到 100 之间"]}
+    assert task_of(api, "t1001", "target")["version"] == task["version"]
+    assert count(Target) == 0
+
+
+def test_the_target_page_shows_the_unknown_point_message_next_to_the_field(api, hall):
+    """On the 目标 page an unknown point code comes back with 422 and its message beside the code field."""
+    program("510201", "软件技术专业")
+    open_cycle(api, {"level": "program", "period": PERIOD})
+    task = task_of(api, "t1001", "target")
+    page = api.get(f"/tasks/{task['id']}").get_data(as_text=True)
+    csrf = page.split('name="_csrf" value="')[1].split('"')[0]
+    response = api.client.post(f"/tasks/{task['id']}", data={
+        "_csrf": csrf, "version": task["version"], "action": "submit",
+        "targets.0.text": "乱填", "targets.0.point": "NOPE-1", "targets.0.target_value": "-5000"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    field = html[html.index('name="targets.0.point"'):]
+    assert "质控点代码“NOPE-1”不存在" in field[:field.index('name="targets.0.target_value"')]

@@ -173,3 +173,37 @@ def test_annual_report_defaults_period_and_refuses_without_data(api, ctx):
     load_demo_organisation()
     response = api.login("q4001").get("reports/college.docx")
     assert response.status_code == 422 and "period" in response.get_json()["errors"]
+
+
+def test_values_are_rounded_alike_on_the_portrait_and_in_the_reports(api, world):
+    """A measured 88.3317 reads 88.33 on the subject page, in the .docx and in the .xlsx."""
+    from hall.extensions import db
+    from hall.quality.models import Measurement
+
+    db.session.add(Measurement(subject_id=world.software, point_id=world.employment, period=P2_PERIOD,
+                               value=88.3317, source="督导"))
+    db.session.commit()
+    page = _download(api, "q4001", f"/quality/subjects/{world.software}").get_data(as_text=True)
+    row = page[page.index('data-point="PR01"'):]
+    assert "88.33<" in row[:row.index("</tr>")] and "88.3317" not in page
+    points = next(t for t in _tables(_docx(_download(api, "q4001", f"reports/self-diagnosis/{world.unit}.docx")))
+                  if t[0][:2] == ["编码", "质控点"])
+    assert points[1][:4] == ["PR01", "毕业生就业率", "%", "88.33"]
+    book = load_workbook(io.BytesIO(_download(api, "q4001", f"reports/self-diagnosis/{world.unit}.xlsx").data))
+    assert _rows(book["质控点"])[1][5] == 88.33
+
+
+def test_the_subject_page_lists_its_children_page_by_page(api, world):
+    """A subject with 25 children shows 20 on its page with a pager; the second page shows the other 5."""
+    from hall.extensions import db
+    from hall.quality.models import Subject
+
+    parent = db.session.get(Subject, world.software)
+    db.session.add_all([Subject(level_code="course", code=f"C-X{i:02d}", name=f"课程{i:02d}", parent_id=parent.id,
+                                org_unit_id=parent.org_unit_id, attributes={}) for i in range(23)])
+    db.session.commit()
+    first = _download(api, "q4001", f"/quality/subjects/{world.software}").get_data(as_text=True)
+    listed = first[first.index('id="children"'):]
+    assert listed.count('class="item"') == 20 and "第 1 / 2 页" in listed
+    second = _download(api, "q4001", f"/quality/subjects/{world.software}?page=2").get_data(as_text=True)
+    assert second[second.index('id="children"'):].count('class="item"') == 5

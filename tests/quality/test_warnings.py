@@ -230,3 +230,41 @@ def test_evaluation_is_set_based(app, org):
     assert result["raised"] == 18  # values 19..24 are six in every ten
     assert len(statements) <= 5
     assert count(HumanTask) == 0
+
+
+def test_the_person_warned_cannot_withdraw_the_handling_process(api, org):
+    """撤销 on a warning-handling process is a 409 in Chinese that changes nothing; /mine offers no 撤销 for it."""
+    make_subject(), make_point()
+    api.login("q4001")
+    _push(api, 19)
+    (warning,) = _warnings()
+    api.login("t1001")
+    response = api.post(f"process-instances/{warning.instance_id}/withdraw")
+    assert response.status_code == 409 and "不能撤销" in response.get_json()["message"]
+    (warning,) = _warnings()
+    assert warning.state == "handling"
+    assert db.session.get(ProcessInstance, warning.instance_id).state == "running"
+    assert _my_task(api)["name"] == "分析原因"
+    mine = api.get("/mine").get_data(as_text=True)
+    assert "预警处置" in mine and "催办" in mine and "撤销" not in mine
+    page = api.get(f"/instances/{warning.instance_id}").get_data(as_text=True)
+    assert "撤销" not in page
+
+
+def test_a_terminated_handling_process_returns_its_warning_to_open(api, org):
+    """An administrator terminates the handling process: the warning is open again with no process, and the
+    next evaluation starts a new handling process for it."""
+    make_subject(), make_point()
+    api.login("q4001")
+    _push(api, 19)
+    (warning,) = _warnings()
+    first = warning.instance_id
+    api.login("admin")
+    response = api.post(f"process-instances/{first}/terminate", {"reason": "误报"})
+    assert response.status_code == 200, response.get_json()
+    (warning,) = _warnings()
+    assert warning.state == "open" and warning.instance_id is None
+    warnings.evaluate_warnings()
+    (warning,) = _warnings()
+    assert warning.state == "handling" and warning.instance_id not in (None, first)
+    assert db.session.get(ProcessInstance, warning.instance_id).state == "running"
