@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.test_flows import LEAVE, complete, only_task, start
+
 STAFF_FLOWS = ("leave_request", "seal_request")
 
 
@@ -36,3 +38,69 @@ def test_student_cannot_start_a_staff_flow_from_the_page(api, demo, key):
     assert page.status_code == 403
     assert "您没有发起此流程的权限" in page.get_data(as_text=True)
     assert api.get("process-instances?starter=20240101").get_json()["total"] == 0
+
+
+# -- what the leave forms accept ---------------------------------------------------------------------
+
+def submit(api, username: str, element: str, data: dict):
+    """The response to submitting *data* on the one open task of *username* (at *element*)."""
+    task = only_task(api, username, element)
+    return api.post(f"tasks/{task['id']}/complete", {"data": data, "version": task["version"]})
+
+
+@pytest.mark.parametrize("change, field, message", [
+    ({"days": 0}, "days", "请假天数须大于0"),
+    ({"days": 0.3}, "days", "请假天数须为 0.5 的整数倍"),
+    ({"start_date": "2026-12-10", "end_date": "2026-12-01"}, "end_date", "结束日期不能早于开始日期"),
+    ({"start_date": "2026-12-01", "end_date": "2026-12-02", "days": 2.5}, "days",
+     "请假天数不能超过起止日期所跨的天数（2 天）"),
+])
+def test_leave_form_refuses_a_bad_value_with_a_message_on_its_field(api, demo, change, field, message):
+    """A leave of 0 days, 0.3 days, ending before it starts or longer than its dates span is 422 with the
+    Chinese reason on the field, and the form stays open."""
+    start(api, "leave_request")
+    response = submit(api, "t1001", "fill_form", {**LEAVE, **change})
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {field: [message]}
+    only_task(api, "t1001", "fill_form")
+
+
+def test_leave_form_takes_half_days_within_the_dates(api, demo):
+    """1.5 days over the two days 2026-12-01..02 and a one-day leave starting and ending the same day pass."""
+    start(api, "leave_request")
+    complete(api, "t1001", "fill_form", {**LEAVE, "days": 1.5})
+    start(api, "leave_request", "t1002")
+    complete(api, "t1002", "fill_form", {**LEAVE, "start_date": "2026-12-03", "end_date": "2026-12-03", "days": 1})
+
+
+def test_rejecting_a_leave_needs_an_opinion(api, demo):
+    """不同意 without an opinion is 422 「请填写意见」 on the opinion; with one it completes."""
+    start(api, "leave_request")
+    complete(api, "t1001", "fill_form", LEAVE)
+    response = submit(api, "h2001", "head_approve", {"decision": "reject"})
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {"opinion": ["请填写意见"]}
+    assert submit(api, "h2001", "head_approve", {"decision": "reject", "opinion": ""}).status_code == 422
+    complete(api, "h2001", "head_approve", {"decision": "reject", "opinion": "期末考试周，不宜请假。"})
+
+
+def test_approving_a_leave_needs_no_opinion(api, demo):
+    """同意 without an opinion still completes."""
+    start(api, "leave_request")
+    complete(api, "t1001", "fill_form", LEAVE)
+    complete(api, "h2001", "head_approve", {"decision": "approve"})
+
+
+def test_leave_page_shows_the_rule_messages_next_to_their_fields(api, demo):
+    """Posting the leave form page with an end date before the start and 0 days re-renders it (422) with
+    「结束日期不能早于开始日期」 and 「请假天数须大于0」 under those fields."""
+    start(api, "leave_request")
+    task = only_task(api, "t1001", "fill_form")
+    form = {**{k: str(v) for k, v in LEAVE.items()}, "start_date": "2026-12-10", "end_date": "2026-12-01",
+            "days": "0", "action": "submit", "version": str(task["version"]), "_csrf": api.csrf}
+    page = api.client.post(f"/tasks/{task['id']}", data=form)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422
+    assert '<p class="field-error" id="end_date-error">结束日期不能早于开始日期</p>' in html
+    assert '<p class="field-error" id="days-error">请假天数须大于0</p>' in html
+
