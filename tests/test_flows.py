@@ -24,6 +24,7 @@ SEAL = {
     "copies": 2,
     "seal_type": "合同专用章",
     "is_contract": True,
+    "contract_text": "甲乙双方共建软件技术实训基地，合作期三年。",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_flows import LEAVE, complete, only_task, start
+from tests.test_flows import LEAVE, SEAL, complete, only_task, start
 
 STAFF_FLOWS = ("leave_request", "seal_request")
 
@@ -104,3 +104,58 @@ def test_leave_page_shows_the_rule_messages_next_to_their_fields(api, demo):
     assert '<p class="field-error" id="end_date-error">结束日期不能早于开始日期</p>' in html
     assert '<p class="field-error" id="days-error">请假天数须大于0</p>' in html
 
+
+# -- what the seal forms accept ----------------------------------------------------------------------
+
+def test_a_contract_needs_its_text(api, demo):
+    """是否合同=是 without the contract text is 422 「请填写合同文本」 on that field; a non-contract needs none."""
+    start(api, "seal_request")
+    contract = {k: v for k, v in SEAL.items() if k != "contract_text"}
+    response = submit(api, "t1001", "fill_form", contract)
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {"contract_text": ["请填写合同文本"]}
+    complete(api, "t1001", "fill_form", {**contract, "is_contract": False})
+
+
+def stamping_task_of(api, copies: int) -> None:
+    """A seal request for *copies* copies, approved by both reviewers, waiting at s3004's 用印."""
+    start(api, "seal_request")
+    complete(api, "t1001", "fill_form", {**SEAL, "copies": copies})
+    complete(api, "o3002", "office_review", {"office_approved": True})
+    complete(api, "l3003", "legal_review", {"legal_approved": True})
+
+
+def test_seal_keeper_cannot_stamp_more_copies_than_requested(api, demo):
+    """用印 of 100000 copies for a request of 3 is 422 naming the limit on stamped_copies, and the task stays
+    open; 3 copies complete it."""
+    stamping_task_of(api, 3)
+    for too_many in (4, 100000):
+        response = submit(api, "s3004", "stamp", {"stamped_copies": too_many})
+        assert response.status_code == 422
+        assert response.get_json()["errors"] == {"stamped_copies": ["实际用印份数不能超过申请的份数（3 份）"]}
+    complete(api, "s3004", "stamp", {"stamped_copies": 3})
+
+
+def test_stamp_page_shows_the_copies_limit_next_to_the_field(api, demo):
+    """The 用印 page posted with more copies than requested re-renders (422) with the limit under the field."""
+    stamping_task_of(api, 2)
+    task = only_task(api, "s3004", "stamp")
+    page = api.client.post(f"/tasks/{task['id']}", data={
+        "stamped_copies": "5", "action": "submit", "version": str(task["version"]), "_csrf": api.csrf})
+    assert page.status_code == 422
+    assert ('<p class="field-error" id="stamped_copies-error">实际用印份数不能超过申请的份数（2 份）</p>'
+            in page.get_data(as_text=True))
+
+
+def test_a_comparison_with_instance_data_is_skipped_without_that_data():
+    """An `x-compare` rule whose instance variable is absent passes (nothing to compare), so a form stays
+    usable in a flow that does not provide it; the standard keywords still apply."""
+    from hall.tasks.services import validate_form
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "title": "数量"}},
+              "x-compare": [{"field": "n", "op": "<=", "value": {"instance": "limit"}}]}
+    validate_form(schema, {"n": 7})
+    validate_form(schema, {"n": 7}, {"limit": 7})
+    with pytest.raises(Exception) as refused:
+        validate_form(schema, {"n": 8}, {"limit": 7})
+    assert refused.value.errors == {"n": ["数量不能超过7"]}
