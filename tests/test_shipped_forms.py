@@ -159,3 +159,25 @@ def test_a_comparison_with_instance_data_is_skipped_without_that_data():
     with pytest.raises(Exception) as refused:
         validate_form(schema, {"n": 8}, {"limit": 7})
     assert refused.value.errors == {"n": ["数量不能超过7"]}
+
+
+# -- how a returned step reads -----------------------------------------------------------------------
+
+def test_a_returned_step_reads_in_chinese_on_the_task_and_instance_pages(api, demo):
+    """After 退回 the applicant's reopened form and the instance page show the head's step as
+    审批意见 退回 and 退回理由 with the reason, never the raw `return` or `return_reason`."""
+    started = start(api, "leave_request")
+    complete(api, "t1001", "fill_form", LEAVE)
+    head_task = only_task(api, "h2001", "head_approve")
+    response = api.post(f"tasks/{head_task['id']}/return",
+                        {"reason": "请补充调课安排", "version": head_task["version"]})
+    assert response.status_code == 200, response.get_json()
+    reopened = only_task(api, "t1001", "fill_form")
+    pages = [api.client.get(f"/tasks/{reopened['id']}"), api.client.get(f"/instances/{started['id']}"),
+             api.client.get(f"/tasks/{head_task['id']}")]
+    for page in pages:
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200
+        assert "<dt>审批意见</dt><dd>退回</dd>" in html
+        assert "<dt>退回理由</dt><dd>请补充调课安排</dd>" in html
+        assert "return_reason" not in html and "<dd>return</dd>" not in html

@@ -193,7 +193,7 @@ def _earlier_steps(instance, exclude_id: int | None = None) -> list[dict]:
         if t.state != "completed" or t.id == exclude_id:
             continue
         schema, ui_schema = tasks.form_of(t)
-        steps.append({"task": t, "pairs": forms.readable(schema, t.submitted, ui_schema),
+        steps.append({"task": t, "pairs": forms.readable(schema, t.submitted, ui_schema, _return_choice(t)),
                       "attachments": tasks.list_attachments(t)})
     return steps
 
@@ -213,15 +213,25 @@ def _render_task(task, values=None, errors=None, action_errors=None, status=200,
         "task.html", task=task, instance=task.instance, schema=schema, fields=fields, can_act=can_act,
         can_return=can_return, approve=approve, loose_errors=loose, action_errors=action_errors or {},
         earlier=_earlier_steps(task.instance, exclude_id=task.id), comments=tasks.list_comments(task),
-        submitted=forms.readable(schema, task.submitted, ui_schema) if task.state == "completed" else [],
+        submitted=forms.readable(schema, task.submitted, ui_schema, _return_choice(task))
+        if task.state == "completed" else [],
         attachments=tasks.list_attachments(task), upload_errors=upload_errors or [],
     ), status
 
 
 def _return_variable(task) -> str | None:
+    choice = _return_choice(task)
+    return choice[0] if choice else None
+
+
+def _return_choice(task) -> tuple[str, str] | None:
+    """(variable, value) with which 退回 completes this step, when its diagram lets it be returned."""
+    if not task.element_id:
+        return None
     version = db.session.get(ProcessVersion, task.instance.process_version_id)
     spec = registry.compiled(version).user_tasks.get(task.element_id)
-    return spec.properties.get("returnVariable") if spec else None
+    variable = spec.properties.get("returnVariable") if spec else None
+    return (variable, spec.properties.get("returnValue", "return")) if variable else None
 
 
 @bp.route("/tasks/<int:task_id>")
