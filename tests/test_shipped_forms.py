@@ -181,3 +181,41 @@ def test_a_returned_step_reads_in_chinese_on_the_task_and_instance_pages(api, de
         assert "<dt>审批意见</dt><dd>退回</dd>" in html
         assert "<dt>退回理由</dt><dd>请补充调课安排</dd>" in html
         assert "return_reason" not in html and "<dd>return</dd>" not in html
+
+
+# -- the result of a finished leave ------------------------------------------------------------------
+
+def test_a_finished_leave_shows_its_result_in_the_header_the_list_and_the_message(api, demo, app, monkeypatch):
+    """A leave the head rejects shows 不同意 next to 已办结 on its instance page and in 我发起的, and the
+    applicant's message says so; an approved one shows 同意."""
+    from tests.notifications.helpers import dispatch, messages
+
+    monkeypatch.setitem(app.config, "NOTIFY_SETTLE_SECONDS", 0)  # events become messages at once
+    rejected = start(api, "leave_request")["id"]
+    complete(api, "t1001", "fill_form", LEAVE)
+    complete(api, "h2001", "head_approve", {"decision": "reject", "opinion": "期末考试周，不宜请假。"})
+    approved = start(api, "leave_request")["id"]
+    complete(api, "t1001", "fill_form", LEAVE)
+    complete(api, "h2001", "head_approve", {"decision": "approve"})
+
+    api.login("t1001")
+    for instance_id, result in ((rejected, "不同意"), (approved, "同意")):
+        html = api.client.get(f"/instances/{instance_id}").get_data(as_text=True)
+        assert f'data-state="completed">已办结</span> <span class="state outcome" data-outcome>{result}</span>' in html
+    mine = api.client.get("/mine").get_data(as_text=True)
+    assert mine.count("data-outcome>不同意</span>") == 1 and mine.count("data-outcome>同意</span>") == 1
+    dispatch()
+    done = [m for m in messages("t1001") if m.kind == "completed"]
+    assert sorted(m.title.split("：")[0] for m in done) == ["申请已办结（不同意）", "申请已办结（同意）"]
+    assert any(m.body.endswith("已办结，结果：不同意。") for m in done)
+
+
+def test_a_leave_decided_by_hr_shows_hrs_decision(api, demo):
+    """A long leave the head approves and 人事处 rejects ends 不同意 (the later decision wins)."""
+    started = start(api, "leave_request")["id"]
+    complete(api, "t1001", "fill_form", {**LEAVE, "days": 5, "end_date": "2026-12-05"})
+    complete(api, "h2001", "head_approve", {"decision": "approve"})
+    complete(api, "r3001", "hr_approve", {"hr_decision": "reject", "hr_opinion": "年假已用完"})
+    api.login("t1001")
+    assert "data-outcome>不同意</span>" in api.client.get(f"/instances/{started}").get_data(as_text=True)
+

@@ -273,7 +273,12 @@ def _messages_for_events(events: list[InstanceEvent]) -> list[dict]:
                 f"原因：{reason}" if reason else "")
             add(e, instance.starter_id, f"申请被退回：{instance.title}", body)
         elif e.kind == "completed":
-            add(e, instance.starter_id, f"申请已办结：{instance.title}", f"您的申请「{instance.title}」已办结。")
+            result = data.get("outcome_label") if isinstance(data, dict) else None
+            if result:
+                add(e, instance.starter_id, f"申请已办结（{result}）：{instance.title}",
+                    f"您的申请「{instance.title}」已办结，结果：{result}。")
+            else:
+                add(e, instance.starter_id, f"申请已办结：{instance.title}", f"您的申请「{instance.title}」已办结。")
     return rows
 
 

@@ -181,7 +181,9 @@ def mine():
     page = page_arg()
     items, total = processes.list_instances(current_user, starter=current_user.username, page=page,
                                             page_size=PAGE_SIZE)
-    return render_template("mine.html", items=items, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)))
+    outcomes = processes.outcome_labels([i.id for i in items if i.state == "completed"])
+    return render_template("mine.html", items=items, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
+                           outcomes=outcomes)
 
 
 # -- a task ------------------------------------------------------------------------------------------
@@ -377,6 +379,8 @@ def instance(instance_id):
     return render_template(
         "instance.html", instance=inst, timeline=timeline, open_tasks=open_tasks,
         state_text=_("已撤销") if withdrawn else str(STATE_LABELS.get(inst.state, inst.state)),
+        outcome=next((e.data["outcome_label"] for e in history
+                      if e.kind == "completed" and isinstance(e.data, dict) and e.data.get("outcome_label")), None),
         steps=_earlier_steps(inst), is_starter=inst.starter_id == current_user.id,
         my_task=next((t for t in open_tasks if tasks.may_act(t, current_user)), None),
     )
