@@ -219,3 +219,24 @@ def test_a_leave_decided_by_hr_shows_hrs_decision(api, demo):
     api.login("t1001")
     assert "data-outcome>不同意</span>" in api.client.get(f"/instances/{started}").get_data(as_text=True)
 
+
+# -- polish: defaults and choice messages ------------------------------------------------------------
+
+def test_boolean_defaults_come_preselected_on_a_fresh_form(api, demo):
+    """The seal form opens with 是否合同 = 否 (its schema default) checked, and 是 not."""
+    import re
+
+    start(api, "seal_request")
+    html = api.client.get(f"/tasks/{only_task(api, 't1001', 'fill_form')['id']}").get_data(as_text=True)
+    assert re.search(r'name="is_contract" value="false"\s+checked', html)
+    assert not re.search(r'name="is_contract" value="true"\s+checked', html)
+
+
+def test_a_missing_choice_asks_to_choose(api, demo):
+    """An unanswered radio or select says 请选择…, a missing text still says 请填写…."""
+    start(api, "leave_request")
+    data = {k: v for k, v in LEAVE.items() if k not in ("leave_type", "reason")}
+    errors = submit(api, "t1001", "fill_form", data).get_json()["errors"]
+    assert errors == {"leave_type": ["请选择请假类型"], "reason": ["请填写请假事由"]}
+    complete(api, "t1001", "fill_form", LEAVE)
+    assert submit(api, "h2001", "head_approve", {}).get_json()["errors"] == {"decision": ["请选择审批意见"]}

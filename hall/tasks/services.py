@@ -223,8 +223,8 @@ def validate_form(schema: dict | None, data: dict, instance_data: dict | None = 
         if error.validator == "required":
             missing = error.message.split("'")[1] if "'" in error.message else ""
             field = ".".join(filter(None, [field, missing]))
-            title = _title(schema, field)
-            errors.setdefault(field or "data", []).append(f"请填写{title}")
+            verb = "请选择" if _is_choice(_node(schema, field)) else "请填写"
+            errors.setdefault(field or "data", []).append(f"{verb}{_title(schema, field)}")
         else:
             errors.setdefault(field or "data", []).append(_message(error, _title(schema, field)))
     if errors:
@@ -250,14 +250,23 @@ def _validator(schema: dict) -> form_rules.FormValidator:
     return validator
 
 
-def _title(schema: dict, field: str) -> str:
+def _node(schema: dict, field: str) -> dict:
     node = schema
     for part in field.split("."):
         if part.isdigit():
             node = node.get("items", {})
         else:
             node = node.get("properties", {}).get(part, {})
-    return node.get("title") or field
+    return node if isinstance(node, dict) else {}
+
+
+def _title(schema: dict, field: str) -> str:
+    return _node(schema, field).get("title") or field
+
+
+def _is_choice(prop: dict) -> bool:
+    """A field answered by picking (options, yes/no), whose missing answer reads 请选择, not 请填写."""
+    return prop.get("type") == "boolean" or "enum" in prop or "oneOf" in prop or "anyOf" in prop
 
 
 def _message(error, title: str) -> str:

@@ -125,6 +125,12 @@ def build_fields(schema: dict | None, ui_schema: dict | None, values: dict | Non
     return fields
 
 
+def defaults(schema: dict | None) -> dict:
+    """The `default` values the schema gives its top-level fields (what a fresh form starts with)."""
+    props = (schema or {}).get("properties") or {}
+    return {name: prop["default"] for name, prop in props.items() if isinstance(prop, dict) and "default" in prop}
+
+
 def _rows_field(name, prop, items, ui, required, value, errors) -> Field:
     item_ui = ui.get("items") if isinstance(ui.get("items"), dict) else {}
     item_required = set(items.get("required") or [])

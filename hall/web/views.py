@@ -205,6 +205,8 @@ def _render_task(task, values=None, errors=None, action_errors=None, status=200,
     can_act = task.state == "ready" and tasks.may_act(task, current_user)
     if values is None:
         values = task.draft if task.draft else (tasks.task_data(task) if can_act else (task.submitted or {}))
+        if can_act and not task.draft:
+            values = {**forms.defaults(schema), **values}  # the schema's defaults come preselected
     fields = forms.build_fields(schema, ui_schema, values, errors)
     field_names = {f.name for f in fields} | {c.name for f in fields for row in f.rows for c in row}
     loose = {k: v for k, v in (errors or {}).items() if k not in field_names}  # errors with no field here
