@@ -24,6 +24,7 @@ SEAL = {
     "copies": 2,
     "seal_type": "合同专用章",
     "is_contract": True,
+    "contract_text": "甲乙双方共建软件技术实训基地，合作期三年。",
 }
 
 
@@ -136,7 +137,7 @@ def test_head_returns_the_leave_to_the_teacher_who_resubmits(api, demo):
 def test_head_rejects_and_the_leave_ends_without_hr(api, demo):
     """不同意: even a long leave ends at the head's rejection, with no HR task."""
     started = start(api, "leave_request")
-    complete(api, "t1001", "fill_form", {**LEAVE, "days": 5})
+    complete(api, "t1001", "fill_form", {**LEAVE, "days": 5, "end_date": "2026-12-05"})
     complete(api, "h2001", "head_approve", {"decision": "reject", "opinion": "教学任务紧，不同意"})
     final = instance(api, started["id"])
     assert final["state"] == "completed"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
@@ -240,11 +241,16 @@ class Engine:
             task.data.update(_plain(data))
         return self._advance(process, workflow)
 
-    def complete(self, process: CompiledProcess, state: dict, engine_task_id: str, data: dict) -> Outcome:
+    def complete(self, process: CompiledProcess, state: dict, engine_task_id: str, data: dict,
+                 check: Callable[[dict], None] | None = None) -> Outcome:
+        """Complete a ready user task with *data*; *check*, when given, is called first with the data the task
+        sees (a copy) and may refuse the submission by raising."""
         workflow = self.load(process, state)
         task = workflow.get_task_from_id(UUID(engine_task_id))
         if task is None or task.state != TaskState.READY or not task.task_spec.manual:
             raise LookupError("task is not ready")
+        if check is not None:
+            check(dict(task.data))
         task.data.update(_plain(data))
         return self._advance(process, workflow, task)
 

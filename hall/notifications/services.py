@@ -290,7 +290,12 @@ def _messages_for_events(events: list[InstanceEvent]) -> list[dict]:
             title = f"申请被退回：{instance.title}" if instance.definition.in_catalogue else f"被退回：{instance.title}"
             add(e, instance.starter_id, title, body)
         elif e.kind == "completed":
-            add(e, instance.starter_id, f"申请已办结：{instance.title}", f"您的申请「{instance.title}」已办结。")
+            result = data.get("outcome_label") if isinstance(data, dict) else None
+            if result:
+                add(e, instance.starter_id, f"申请已办结（{result}）：{instance.title}",
+                    f"您的申请「{instance.title}」已办结，结果：{result}。")
+            else:
+                add(e, instance.starter_id, f"申请已办结：{instance.title}", f"您的申请「{instance.title}」已办结。")
     return rows
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import current_app
-from jsonschema import Draft202012Validator
 from sqlalchemy.orm.util import identity_key
 
 from hall import rawsql, transactions
@@ -27,6 +26,7 @@ from hall.extensions import db
 from hall.processes import registry
 from hall.processes import services as processes
 from hall.processes.models import InstanceEvent, ProcessDefinition, ProcessInstance, ProcessVersion
+from hall.tasks import form_rules
 from hall.tasks.models import Attachment, Comment, HumanTask, TaskCandidate
 
 VIEWS = ("open", "mine", "candidate", "completed")
@@ -231,20 +231,26 @@ def check_form(form_key: str | None, data: dict, instance: ProcessInstance) -> N
         raise Invalid("表单填写有误，请检查标出的字段", errors=errors)
 
 
-def validate_form(schema: dict | None, data: dict) -> None:
-    """422 with field-level messages when data does not satisfy the schema."""
+def validate_form(schema: dict | None, data: dict, instance_data: dict | None = None) -> None:
+    """422 with field-level messages when data does not satisfy the schema; rules of the schema that compare
+    with the instance's data (hall.tasks.form_rules) use *instance_data*, the data the task sees."""
     if not isinstance(data, dict):
         raise Invalid("表单数据应为 JSON 对象", errors={"data": ["应为对象"]})
     if not schema:
         return
     errors: dict[str, list[str]] = {}
-    for error in _validator(schema).iter_errors(data):
+    token = form_rules.INSTANCE_DATA.set(instance_data)
+    try:
+        found = list(_validator(schema).iter_errors(data))
+    finally:
+        form_rules.INSTANCE_DATA.reset(token)
+    for error in found:
         field = ".".join(str(p) for p in error.absolute_path)
         if error.validator == "required":
             missing = error.message.split("'")[1] if "'" in error.message else ""
             field = ".".join(filter(None, [field, missing]))
-            title = _title(schema, field)
-            errors.setdefault(field or "data", []).append(f"请填写{title}")
+            verb = "请选择" if _is_choice(_node(schema, field)) else "请填写"
+            errors.setdefault(field or "data", []).append(f"{verb}{_title(schema, field)}")
         else:
             errors.setdefault(field or "data", []).append(_message(error, _title(schema, field)))
     if errors:
@@ -255,29 +261,38 @@ def validate_form(schema: dict | None, data: dict) -> None:
 # CompiledProcess (immutable, see hall.processes.registry) or is SIGN_FORM, so the same dict comes back on
 # every submit and building a Draft202012Validator per request (~its schema walk) is avoidable. The entry
 # keeps the schema itself, so a reused id() of a dropped schema can never match a stale validator.
-_validators: dict[int, tuple[dict, Draft202012Validator]] = {}
+_validators: dict[int, tuple[dict, form_rules.FormValidator]] = {}
 _VALIDATORS_MAX = 1024
 
 
-def _validator(schema: dict) -> Draft202012Validator:
+def _validator(schema: dict) -> form_rules.FormValidator:
     hit = _validators.get(id(schema))
     if hit is not None and hit[0] is schema:
         return hit[1]
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator = form_rules.FormValidator(schema, format_checker=form_rules.FormValidator.FORMAT_CHECKER)
     if len(_validators) >= _VALIDATORS_MAX:
         _validators.clear()  # schemas of evicted process versions; the live ones come back on their next use
     _validators[id(schema)] = (schema, validator)
     return validator
 
 
-def _title(schema: dict, field: str) -> str:
+def _node(schema: dict, field: str) -> dict:
     node = schema
     for part in field.split("."):
         if part.isdigit():
             node = node.get("items", {})
         else:
             node = node.get("properties", {}).get(part, {})
-    return node.get("title") or field
+    return node if isinstance(node, dict) else {}
+
+
+def _title(schema: dict, field: str) -> str:
+    return _node(schema, field).get("title") or field
+
+
+def _is_choice(prop: dict) -> bool:
+    """A field answered by picking (options, yes/no), whose missing answer reads 请选择, not 请填写."""
+    return prop.get("type") == "boolean" or "enum" in prop or "oneOf" in prop or "anyOf" in prop
 
 
 def _message(error, title: str) -> str:
@@ -288,10 +303,18 @@ def _message(error, title: str) -> str:
         return f"{title}应为{kinds.get(str(error.validator_value), error.validator_value)}"
     if v == "enum":
         return f"{title}只能是以下之一：" + "、".join(map(str, error.validator_value))
-    if v in ("minimum", "exclusiveMinimum"):
+    if v == "minimum":
         return f"{title}不能小于{error.validator_value}"
-    if v in ("maximum", "exclusiveMaximum"):
+    if v == "exclusiveMinimum":
+        return f"{title}须大于{error.validator_value}"
+    if v == "maximum":
         return f"{title}不能大于{error.validator_value}"
+    if v == "exclusiveMaximum":
+        return f"{title}须小于{error.validator_value}"
+    if v == "multipleOf":
+        return f"{title}须为 {error.validator_value} 的整数倍"
+    if v == form_rules.KEYWORD:
+        return error.message  # the rule's own Chinese message
     if v == "minLength":
         return f"{title}至少 {error.validator_value} 个字"
     if v == "maxLength":
@@ -483,11 +506,17 @@ def _complete(task_id: int, user: User, data: dict, expected_version: int | None
     instance = task.instance
     process = registry.compiled_by_id(instance.process_version_id, content_hash) or \
         registry.compiled(db.session.get(ProcessVersion, instance.process_version_id))
+    check = None
     if decision == "completed":
-        validate_form(process.forms.get(task.form_key) if task.form_key else None, data)
+        schema = process.forms.get(task.form_key) if task.form_key else None
+        if form_rules.reads_instance_data(schema):
+            # Checked by the engine against the data the task sees, from the workflow it loads anyway.
+            check = functools.partial(validate_form, schema, data)
+        else:
+            validate_form(schema, data)
         check_form(task.form_key, data, instance)
     try:
-        outcome = registry.engine().complete(process, instance.workflow, task.engine_task_id, data)
+        outcome = registry.engine().complete(process, instance.workflow, task.engine_task_id, data, check=check)
     except LookupError:
         raise Conflict("此待办在流程中已不可办理，请刷新") from None
     now = utcnow()

@@ -125,6 +125,12 @@ def build_fields(schema: dict | None, ui_schema: dict | None, values: dict | Non
     return fields
 
 
+def defaults(schema: dict | None) -> dict:
+    """The `default` values the schema gives its top-level fields (what a fresh form starts with)."""
+    props = (schema or {}).get("properties") or {}
+    return {name: prop["default"] for name, prop in props.items() if isinstance(prop, dict) and "default" in prop}
+
+
 def _rows_field(name, prop, items, ui, required, value, errors) -> Field:
     item_ui = ui.get("items") if isinstance(ui.get("items"), dict) else {}
     item_required = set(items.get("required") or [])
@@ -214,16 +220,28 @@ def _parse_rows(name: str, items: dict, ui: dict, form: MultiDict) -> list[dict]
     return rows
 
 
-def readable(schema: dict | None, data: dict | None, ui_schema: dict | None = None) -> list[tuple[str, str]]:
+# What the hall itself writes into a step's data when it is returned (hall.tasks.services.return_task).
+RETURN_REASON = "return_reason"
+RETURN_REASON_LABEL = "退回理由"
+RETURNED_LABEL = "退回"
+
+
+def readable(schema: dict | None, data: dict | None, ui_schema: dict | None = None,
+             returned: tuple[str, Any] | None = None) -> list[tuple[str, str]]:
     """(label, text) pairs of submitted data for read-only display, in the schema's order; choices are shown
-    by their labels (the UI schema's ui:enumNames when it gives them)."""
+    by their labels (the UI schema's ui:enumNames when it gives them). *returned* is the step's (return
+    variable, return value): a step completed by 退回 shows that value as 退回, and its reason as 退回理由."""
     data = data or {}
     props = (schema or {}).get("properties") or {}
     pairs = []
     names = [n for n in props if n in data] + [n for n in data if n not in props]
     for name in names:
         prop = props.get(name) or {}
-        pairs.append((prop.get("title") or name, _display(prop, data[name], _ui(ui_schema, name))))
+        label = prop.get("title") or (RETURN_REASON_LABEL if name == RETURN_REASON else name)
+        if returned is not None and name == returned[0] and data[name] == returned[1]:
+            pairs.append((label, RETURNED_LABEL))
+        else:
+            pairs.append((label, _display(prop, data[name], _ui(ui_schema, name))))
     return pairs
 
 

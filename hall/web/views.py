@@ -182,8 +182,9 @@ def mine():
     page = page_arg()
     items, total = processes.list_instances(current_user, starter=current_user.username, page=page,
                                             page_size=PAGE_SIZE)
+    outcomes = processes.outcome_labels([i.id for i in items if i.state == "completed"])
     return render_template("mine.html", items=items, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
-                           withdrawable={i.id for i in items if processes.may_withdraw(i)})
+                           withdrawable={i.id for i in items if processes.may_withdraw(i)}, outcomes=outcomes)
 
 
 # -- a task ------------------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ def _earlier_steps(instance, exclude_id: int | None = None) -> list[dict]:
         if t.state != "completed" or t.id == exclude_id:
             continue
         schema, ui_schema = tasks.form_of(t)
-        steps.append({"task": t, "pairs": forms.readable(schema, t.submitted, ui_schema),
+        steps.append({"task": t, "pairs": forms.readable(schema, t.submitted, ui_schema, _return_choice(t)),
                       "attachments": tasks.list_attachments(t)})
     return steps
 
@@ -205,6 +206,8 @@ def _render_task(task, values=None, errors=None, action_errors=None, status=200,
     can_act = task.state == "ready" and tasks.may_act(task, current_user)
     if values is None:
         values = task.draft if task.draft else (tasks.task_data(task) if can_act else (task.submitted or {}))
+        if can_act and not task.draft:
+            values = {**forms.defaults(schema), **values}  # the schema's defaults come preselected
     fields = forms.build_fields(schema, ui_schema, values, errors)
     field_names = {f.name for f in fields} | {c.name for f in fields for row in f.rows for c in row}
     loose = {k: v for k, v in (errors or {}).items() if k not in field_names}  # errors with no field here
@@ -215,15 +218,25 @@ def _render_task(task, values=None, errors=None, action_errors=None, status=200,
         "task.html", task=task, instance=task.instance, schema=schema, fields=fields, can_act=can_act,
         can_return=can_return, approve=approve, loose_errors=loose, action_errors=action_errors or {},
         earlier=_earlier_steps(task.instance, exclude_id=task.id), comments=tasks.list_comments(task),
-        submitted=forms.readable(schema, task.submitted, ui_schema) if task.state == "completed" else [],
+        submitted=forms.readable(schema, task.submitted, ui_schema, _return_choice(task))
+        if task.state == "completed" else [],
         attachments=tasks.list_attachments(task), upload_errors=upload_errors or [],
     ), status
 
 
 def _return_variable(task) -> str | None:
+    choice = _return_choice(task)
+    return choice[0] if choice else None
+
+
+def _return_choice(task) -> tuple[str, str] | None:
+    """(variable, value) with which 退回 completes this step, when its diagram lets it be returned."""
+    if not task.element_id:
+        return None
     version = db.session.get(ProcessVersion, task.instance.process_version_id)
     spec = registry.compiled(version).user_tasks.get(task.element_id)
-    return spec.properties.get("returnVariable") if spec else None
+    variable = spec.properties.get("returnVariable") if spec else None
+    return (variable, spec.properties.get("returnValue", "return")) if variable else None
 
 
 @bp.route("/tasks/<int:task_id>")
@@ -369,6 +382,8 @@ def instance(instance_id):
     return render_template(
         "instance.html", instance=inst, timeline=timeline, open_tasks=open_tasks,
         state_text=_("已撤销") if withdrawn else str(STATE_LABELS.get(inst.state, inst.state)),
+        outcome=next((e.data["outcome_label"] for e in history
+                      if e.kind == "completed" and isinstance(e.data, dict) and e.data.get("outcome_label")), None),
         steps=_earlier_steps(inst), is_starter=inst.starter_id == current_user.id,
         may_withdraw=processes.may_withdraw(inst),
         my_task=next((t for t in open_tasks if tasks.may_act(t, current_user)), None),
