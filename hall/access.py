@@ -175,6 +175,7 @@ RULES: dict[str, Rule] = {
     "tasks.return_": signed_in("task_actor"),
     "tasks.transfer": signed_in("task_actor"),
     "tasks.add_signer": signed_in("task_actor"),
+    "tasks.delegates": signed_in("task_actor"),
     "tasks.comment": signed_in("task_visible"),
     "tasks.attach": signed_in("task_actor"),
     # -- API: quality reference data (read by all, changed by the quality office)

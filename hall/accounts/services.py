@@ -80,6 +80,45 @@ def set_user_active(user_id: int, active: bool) -> User:
     return user
 
 
+# Roles that do not make a person staff: a student may not be handed (转办) or asked to sign (加签) a task.
+NON_STAFF_ROLES = frozenset({"student"})
+
+
+def _staff_clause():
+    """SQL: the user holds at least one role other than the non-staff ones."""
+    return sa.exists().where(Membership.user_id == User.id, Membership.role_code.not_in(NON_STAFF_ROLES))
+
+
+def delegate_for(username: str, actor: User, field: str = "username", verb: str = "转办") -> User:
+    """The person *actor* may hand a task to (转办 or 加签): an existing, active staff member other than *actor*;
+    otherwise 422 on *field* saying why."""
+    username = (username or "").strip()
+    if not username:
+        raise Invalid(f"请填写{verb}对象的工号", errors={field: ["必填"]})
+    target = get_user(username)
+    if target is None:
+        raise Invalid(f"用户 {username} 不存在", errors={field: ["用户不存在"]})
+    if target.id == actor.id:
+        message = "不能给自己加签" if verb == "加签" else f"不能{verb}给自己"
+        raise Invalid(message, errors={field: [message]})
+    if not target.active:
+        message = f"{target.name}（{username}）的账号已停用，不能{verb}"
+        raise Invalid(message, errors={field: [message]})
+    if not (target.role_codes - NON_STAFF_ROLES):
+        message = f"{target.name}（{username}）不是教职工，只能{verb}给在职教职工"
+        raise Invalid(message, errors={field: [message]})
+    return target
+
+
+def list_delegates(actor: User, q: str | None = None, limit: int = 20) -> list[User]:
+    """The people *actor* may hand a task to, matching *q* in username or name: active staff, not *actor*."""
+    query = sa.select(User).where(User.active.is_(True), User.id != actor.id, _staff_clause())
+    if q and q.strip():
+        pattern = f"%{q.strip()}%"
+        query = query.where(sa.or_(User.username.ilike(pattern), User.name.ilike(pattern)))
+    return list(db.session.scalars(query.order_by(User.username).limit(limit)))
+
+
 def list_roles() -> list[Role]:
     return list(db.session.scalars(sa.select(Role).order_by(Role.code)))
 
