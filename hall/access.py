@@ -90,6 +90,7 @@ _READERS = tuple(QUALITY_READERS)
 
 ADMIN_PAGE = roles("admin", message="只有系统管理员可以访问此页面")
 ADMIN_ACTION = roles("admin", message="只有系统管理员可以执行此操作")
+USERS = roles("admin", message="只有系统管理员可以管理用户")
 TOKENS = roles("admin", message="只有系统管理员可以管理 API 令牌")
 QUALITY_CHANGE = roles(*_MANAGERS, message="只有质量办或系统管理员可以修改质量数据")
 
@@ -144,6 +145,8 @@ RULES: dict[str, Rule] = {
     "admin.user_list": ADMIN_PAGE,
     "admin.user_create": ADMIN_PAGE,
     "admin.user_active": ADMIN_PAGE,
+    "admin.user_edit": ADMIN_PAGE,
+    "admin.user_password": ADMIN_PAGE,
     "admin.role_list": ADMIN_PAGE,
     "admin.unit_list": ADMIN_PAGE,
     # -- API: processes
@@ -216,6 +219,10 @@ RULES: dict[str, Rule] = {
     "tokens.create_token": TOKENS,
     "tokens.list_tokens": TOKENS,
     "tokens.revoke_token": TOKENS,
+    "users.list_users": USERS,
+    "users.create_user": USERS,
+    "users.update_user": USERS,
+    "users.reset_password": USERS,
     "audit.list_audit": roles("admin", message="只有系统管理员可以查看审计日志"),
 }
 

@@ -114,7 +114,7 @@ def test_admin_creates_a_user_with_a_role_in_a_unit(org, live_server, desktop, s
     expect(page.locator(".flash")).to_contain_text("已创建用户 t1999")
     row = page.locator("tr[data-username=t1999]")
     expect(row).to_contain_text("王芳")
-    expect(row).to_contain_text("dept_head@")
+    expect(row).to_contain_text("部门负责人 · ")
     shots.take(page, "user-created")
     user = db.session.scalar(sa.select(User).where(User.username == "t1999"))
     unit = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == "xxgc"))
@@ -143,7 +143,90 @@ def test_deactivated_user_cannot_sign_in(org, live_server, desktop, api):
     page.click("tr[data-username=t1001] button:has-text('停用')")
     expect(page.locator("tr[data-username=t1001]")).to_contain_text("已停用")
     response = api.client.post("/api/v1/auth/login", json={"username": "t1001", "password": "hall2026"})
-    assert response.status_code == 401
+    assert response.status_code == 403 and response.get_json()["message"] == "账号已停用，请联系管理员"
+
+
+def _try_sign_in(page, base: str, username: str, password: str) -> None:
+    page.goto(base + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button:has-text('登录')")
+
+
+def test_deactivated_user_is_told_so_only_with_the_right_password(org, live_server, phone):
+    """A deactivated account with the right password reads 「账号已停用…」; a wrong one reads as any failure."""
+    from hall.accounts import services as accounts
+
+    accounts.set_user_active(accounts.get_user("t1002").id, False)
+    page = phone()
+    _try_sign_in(page, live_server, "t1002", "hall2026")
+    expect(page.locator(".error")).to_contain_text("账号已停用，请联系管理员")
+    _try_sign_in(page, live_server, "t1002", "wrong-password")
+    expect(page.locator(".error")).to_contain_text("用户名或密码错误")
+    expect(page.locator(".error")).not_to_contain_text("停用")
+
+
+def test_bad_username_email_and_phone_are_refused_beside_the_fields(org, live_server, desktop):
+    """Username with markup and spaces, email not-an-email, phone 123: refused field by field, nothing created."""
+    page = desktop()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/users")
+    page.fill("#new-username", "<b>x</b> 空格")
+    page.fill("#new-name", "某人")
+    page.fill("#new-password", "hall2026!")
+    page.fill("#new-email", "not-an-email")
+    page.fill("#new-phone", "123")
+    page.click("button:has-text('创建用户')")
+    expect(page.locator("#username-error")).to_contain_text("只能包含字母、数字")
+    expect(page.locator("#email-error")).to_contain_text("邮箱格式不正确")
+    expect(page.locator("#phone-error")).to_contain_text("电话格式不正确")
+    expect(page.locator("#new-email")).to_have_value("not-an-email")
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User).where(User.name == "某人")) == 0
+
+
+def test_admin_edits_a_user_and_resets_the_password(org, live_server, desktop, api):
+    """Editing t1002's email and phone saves them; a short new password is refused inline; a good one signs in."""
+    from hall.audit.models import AuditEvent
+
+    page = desktop()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/users?q=t1002")
+    page.click("tr[data-username=t1002] a:has-text('编辑')")
+    page.fill("#edit-email", "bad@")
+    page.click("button:has-text('保存')")
+    expect(page.locator("#email-error")).to_contain_text("邮箱格式不正确")
+    page.fill("#edit-email", "wangfang@college.edu.cn")
+    page.fill("#edit-phone", "13800138000")
+    page.click("button:has-text('保存')")
+    expect(page.locator(".flash")).to_contain_text("已保存用户 t1002")
+    db.session.expire_all()
+    user = db.session.scalar(sa.select(User).where(User.username == "t1002"))
+    assert (user.email, user.phone, user.active) == ("wangfang@college.edu.cn", "13800138000", True)
+    page.fill("#reset-password", "short")
+    page.click("button:has-text('重置密码')")
+    expect(page.locator("#password-error")).to_contain_text("至少 8 位")
+    page.fill("#reset-password", "new-pass-2026")
+    page.click("button:has-text('重置密码')")
+    expect(page.locator(".flash")).to_contain_text("已重置用户 t1002 的密码")
+    db.session.expire_all()  # the live server changed the row this test's session holds
+    assert api.client.post("/api/v1/auth/login", json={"username": "t1002", "password": "hall2026"}).status_code == 401
+    api.login("t1002", "new-pass-2026")
+    kinds = set(db.session.scalars(sa.select(AuditEvent.kind).where(AuditEvent.actor == "admin")))
+    assert {"user_updated", "user_password_reset"} <= kinds
+
+
+def test_admin_lists_fit_a_phone_without_breaking_codes(org, live_server, phone, screenshots):
+    """At 390 px the users list shows each row as a card with role names, and no username is broken mid-word."""
+    page = phone()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/users?q=20240101")
+    row = page.locator("tr[data-username='20240101']")
+    expect(row).to_contain_text("学生 · ")
+    expect(row).not_to_contain_text("student@")
+    # An inline element has one client rectangle per line it occupies.
+    assert row.locator("td.code a").evaluate("el => el.getClientRects().length") == 1
+    page.screenshot(path=str(screenshots / "admin-users-phone.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_user_search_pages_through_results(org, live_server, desktop):
@@ -231,3 +314,4 @@ def test_form_file_serves_forms_of_deployed_versions(org, api, deploy_bpmn):
     response = api.get("/admin/forms/file?name=swap_approve.json")
     assert response.get_json() == SWAP_FORMS["swap_approve.json"]
     assert api.get("/admin/forms/file?name=nothing.json").status_code == 404
+
