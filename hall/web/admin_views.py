@@ -64,6 +64,16 @@ def process_list():
     return render_template("admin/processes.html", rows=rows)
 
 
+@bp.route("/processes/<key>/<any(disable, enable):action>", methods=["POST"])
+@admin_required
+def process_enabled(key, action):
+    """停用 takes a process off the catalogue (no new starts, running instances go on); 启用 puts it back."""
+    definition = processes.set_definition_enabled(key, action == "enable", current_user)
+    flash(_("已启用流程「%(name)s」", name=definition.name) if definition.enabled
+          else _("已停用流程「%(name)s」：已从办事中移除，进行中的办件照常办理", name=definition.name), "ok")
+    return redirect(url_for("admin.process_list"))
+
+
 @bp.route("/modeler")
 @admin_required
 def modeler():

@@ -86,7 +86,34 @@ def test_validate_accepts_a_good_diagram(org, api):
     api.login("admin")
     response = api.post("process-definitions/validate", data=_upload(two_step_bpmn("fine", "好的")),
                         content_type="multipart/form-data")
-    assert response.get_json() == {"valid": True, "key": "fine", "name": "好的", "problems": []}
+    body = response.get_json()
+    assert {k: body[k] for k in ("valid", "key", "name", "problems", "warnings")} == {
+        "valid": True, "key": "fine", "name": "好的", "problems": [], "warnings": []}
+    assert body["publish"]["new_definition"] is True and body["publish"]["version"] == 1
+
+
+BLANK = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="x">
+  <bpmn:process id="Process_blank" name="新流程" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1" name="开始"/>
+  </bpmn:process>
+</bpmn:definitions>
+""".encode()
+
+
+def test_validate_warns_that_a_process_without_user_tasks_ends_at_once(org, api):
+    """The modeler's blank diagram validates, with a warning that nobody handles it and what deploy would publish."""
+    api.login("admin")
+    response = api.post("process-definitions/validate", data=_upload(BLANK), content_type="multipart/form-data")
+    body = response.get_json()
+    assert body["valid"] is True and body["problems"] == []
+    assert len(body["warnings"]) == 1 and "没有任何用户任务" in body["warnings"][0]
+    publish = body["publish"]
+    assert (publish["key"], publish["category"], publish["in_catalogue"], publish["startable_by"]) == (
+        "Process_blank", "其他", True, [])
+    api.post("process-definitions", data=_upload(BLANK), content_type="multipart/form-data")
+    again = api.post("process-definitions/validate", data=_upload(BLANK), content_type="multipart/form-data")
+    assert again.get_json()["publish"] == publish | {"unchanged": True, "new_definition": False}
 
 
 def test_validate_is_for_administrators(org, api):
@@ -315,3 +342,23 @@ def test_form_file_serves_forms_of_deployed_versions(org, api, deploy_bpmn):
     assert response.get_json() == SWAP_FORMS["swap_approve.json"]
     assert api.get("/admin/forms/file?name=nothing.json").status_code == 404
 
+
+def test_admin_disables_a_process_from_the_list_on_a_phone(org, live_server, phone, deploy_bpmn, screenshots):
+    """On a phone the process list keeps keys whole; 停用 marks the row 已停用 and 启用 puts it back in 办事."""
+    from hall.processes import services as processes
+
+    deploy_bpmn(two_step_bpmn("stamp_request", "盖章申请"), {}, "stamp_request.bpmn")
+    page = phone()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/processes")
+    row = page.locator("tr[data-key=stamp_request]")
+    assert row.locator("small.code").evaluate("el => el.getClientRects().length") == 1
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    row.locator("button:has-text('停用')").click()
+    expect(page.locator(".flash")).to_contain_text("已停用流程「盖章申请」")
+    expect(row.locator("td.state")).to_have_text("已停用")
+    page.screenshot(path=str(screenshots / "admin-processes-phone.png"), full_page=True)
+    db.session.expire_all()
+    assert [d.key for d in processes.list_definitions(catalogue_only=True)] == []
+    row.locator("button:has-text('启用')").click()
+    expect(row.locator("td.state")).to_have_text("在办事中")
