@@ -148,6 +148,8 @@ RULES: dict[str, Rule] = {
     "admin.user_active": ADMIN_PAGE,
     "admin.user_edit": ADMIN_PAGE,
     "admin.user_password": ADMIN_PAGE,
+    "admin.user_role_add": ADMIN_PAGE,
+    "admin.user_role_remove": ADMIN_PAGE,
     "admin.role_list": ADMIN_PAGE,
     "admin.unit_list": ADMIN_PAGE,
     # -- API: processes
@@ -225,6 +227,8 @@ RULES: dict[str, Rule] = {
     "users.create_user": USERS,
     "users.update_user": USERS,
     "users.reset_password": USERS,
+    "users.add_membership": USERS,
+    "users.remove_membership": USERS,
     "audit.list_audit": roles("admin", message="只有系统管理员可以查看审计日志"),
 }
 

@@ -89,3 +89,19 @@ def test_deactivated_user_with_right_password_is_told_the_account_is_disabled(ad
     assert right.status_code == 403 and right.get_json()["message"] == "账号已停用，请联系管理员"
     wrong = client.post("/api/v1/auth/login", json={"username": "t1002", "password": "wrong-pass"})
     assert wrong.status_code == 401 and wrong.get_json()["message"] == "用户名或密码错误"
+
+
+def test_roles_are_granted_and_removed_but_not_ones_own_admin_role(admin):
+    """POST memberships gives t1002 a college-wide supervisor role, DELETE takes it away; a duplicate is 422,
+    and the administrator cannot remove their own admin role (409)."""
+    user_id = db.session.scalar(sa.select(User.id).where(User.username == "t1002"))
+    granted = admin.post(f"users/{user_id}/memberships", {"role": "supervisor", "org_unit_id": None})
+    assert granted.status_code == 201 and "supervisor" in granted.get_json()["roles"]
+    assert admin.post(f"users/{user_id}/memberships", {"role": "supervisor"}).status_code == 422
+    assert admin.post(f"users/{user_id}/memberships", {"role": "nosuchrole"}).status_code == 422
+    [membership] = [m for m in granted.get_json()["memberships"] if m["role"] == "supervisor"]
+    removed = admin.delete(f"users/{user_id}/memberships/{membership['id']}")
+    assert removed.status_code == 200 and "supervisor" not in removed.get_json()["roles"]
+    me = admin.get("me").get_json()
+    [own] = [m for m in me["memberships"] if m["role"] == "admin"]
+    assert admin.delete(f"users/{me['id']}/memberships/{own['id']}").status_code == 409

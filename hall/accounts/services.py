@@ -141,6 +141,41 @@ def reset_password(actor: User, user_id: int, password: str) -> User:
     return user
 
 
+def add_membership(actor: User, user_id: int, role: str, org_unit_id: int | None = None) -> Membership:
+    """An administrator gives a person a role, college-wide or in a unit; audit-logged."""
+    user = _user_or_404(user_id)
+    errors = {}
+    if not role or db.session.get(Role, role) is None:
+        errors["role"] = ["请选择已有的角色"]
+    if org_unit_id is not None and db.session.get(OrgUnit, org_unit_id) is None:
+        errors["unit"] = ["单位不存在"]
+    if errors:
+        raise Invalid("填写有误，请检查标出的字段", errors=errors)
+    if any(m.role_code == role and m.org_unit_id == org_unit_id for m in user.memberships):
+        raise Invalid("此人已有这个角色", errors={"role": ["此人已有这个角色"]})
+    membership = grant_role(user, role, org_unit_id)
+    db.session.commit()
+    audit.record("user_updated", actor.username, username=user.username, fields=["roles"],
+                 granted={"role": role, "org_unit_id": org_unit_id})
+    return membership
+
+
+def remove_membership(actor: User, user_id: int, membership_id: int) -> User:
+    """An administrator takes a role away; nobody removes their own administrator role (no lock-out)."""
+    user = _user_or_404(user_id)
+    membership = next((m for m in user.memberships if m.id == membership_id), None)
+    if membership is None:
+        raise HallError("此角色不存在", code=404)
+    if user.id == actor.id and membership.role_code == "admin":
+        raise HallError("不能移除自己的系统管理员角色", code=409)
+    revoked = {"role": membership.role_code, "org_unit_id": membership.org_unit_id}
+    db.session.delete(membership)
+    db.session.commit()
+    db.session.refresh(user)
+    audit.record("user_updated", actor.username, username=user.username, fields=["roles"], revoked=revoked)
+    return user
+
+
 def _user_or_404(user_id: int) -> User:
     user = db.session.get(User, user_id)
     if user is None:

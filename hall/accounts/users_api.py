@@ -92,3 +92,21 @@ def update_user(args, user_id):
 def reset_password(args, user_id):
     """Set a new password for the account (at least 8 characters)."""
     return services.reset_password(current_user, user_id, args["password"])
+
+
+@blp.route("/users/<int:user_id>/memberships", methods=["POST"])
+@login_required
+@blp.arguments(RoleGrantSchema)
+@blp.response(201, AdminUserSchema)
+def add_membership(args, user_id):
+    """Give the person a role, in an org unit or college-wide (org_unit_id null)."""
+    membership = services.add_membership(current_user, user_id, args["role"], args["org_unit_id"])
+    return membership.user
+
+
+@blp.route("/users/<int:user_id>/memberships/<int:membership_id>", methods=["DELETE"])
+@login_required
+@blp.response(200, AdminUserSchema)
+def remove_membership(user_id, membership_id):
+    """Take a role away (an administrator cannot remove their own admin role)."""
+    return services.remove_membership(current_user, user_id, membership_id)

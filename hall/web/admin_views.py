@@ -253,10 +253,47 @@ def user_edit(user_id):
     return _user_edit_page(user, errors, form, {}, 422 if errors else 200)
 
 
-def _user_edit_page(user: User, errors: dict, form, password_errors: dict, status: int):
+def _user_edit_page(user: User, errors: dict, form, password_errors: dict, status: int,
+                    role_errors: dict | None = None):
+    roles = accounts.list_roles()
     return render_template("admin/user_edit.html", user=user, errors=errors, form=form,
-                           password_errors=password_errors,
-                           role_names={r.code: r.name for r in accounts.list_roles()}), status
+                           password_errors=password_errors, role_errors=role_errors or {}, roles=roles,
+                           role_names={r.code: r.name for r in roles}, units=org.list_units()), status
+
+
+@bp.route("/users/<int:user_id>/roles", methods=["POST"])
+@admin_required
+def user_role_add(user_id):
+    """Give the person a role, in a unit or college-wide."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(_("用户不存在"))
+    unit_code = request.form.get("unit", "").strip()
+    unit = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == unit_code)) if unit_code else None
+    try:
+        if unit_code and unit is None:
+            raise Invalid(_("单位不存在"), errors={"unit": [_("单位不存在")]})
+        accounts.add_membership(current_user, user_id, request.form.get("role", "").strip(),
+                                unit.id if unit else None)
+    except Invalid as err:
+        db.session.rollback()
+        return _user_edit_page(user, {}, {}, {}, 422, role_errors=err.errors or {"role": [err.message]})
+    flash(_("已为 %(username)s 添加角色", username=user.username), "ok")
+    return redirect(url_for("admin.user_edit", user_id=user_id))
+
+
+@bp.route("/users/<int:user_id>/roles/<int:membership_id>/delete", methods=["POST"])
+@admin_required
+def user_role_remove(user_id, membership_id):
+    """Take a role away from the person."""
+    try:
+        user = accounts.remove_membership(current_user, user_id, membership_id)
+    except HallError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+    else:
+        flash(_("已移除 %(username)s 的一个角色", username=user.username), "ok")
+    return redirect(url_for("admin.user_edit", user_id=user_id))
 
 
 @bp.route("/users/<int:user_id>/password", methods=["POST"])

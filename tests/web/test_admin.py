@@ -242,6 +242,23 @@ def test_admin_edits_a_user_and_resets_the_password(org, live_server, desktop, a
     assert {"user_updated", "user_password_reset"} <= kinds
 
 
+def test_admin_adds_and_removes_a_role_on_the_user_page(org, live_server, desktop):
+    """On t1002's page the administrator adds 督导 (college-wide), sees it listed by name, then removes it."""
+    page = desktop()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/users?q=t1002")
+    page.click("tr[data-username=t1002] a:has-text('编辑')")
+    page.click("button:has-text('添加角色')")
+    expect(page.locator("#role-error")).to_contain_text("请选择已有的角色")
+    page.select_option("#add-role", "supervisor")
+    page.click("button:has-text('添加角色')")
+    item = page.locator(".memberships li[data-role=supervisor]")
+    expect(item).to_contain_text("督导 · 全校")
+    item.locator("button:has-text('移除')").click()
+    expect(page.locator(".flash")).to_contain_text("已移除 t1002 的一个角色")
+    expect(page.locator(".memberships li[data-role=supervisor]")).to_have_count(0)
+
+
 def test_admin_lists_fit_a_phone_without_breaking_codes(org, live_server, phone, screenshots):
     """At 390 px the users list shows each row as a card with role names, and no username is broken mid-word."""
     page = phone()
