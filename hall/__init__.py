@@ -49,6 +49,7 @@ def create_app(config: dict | None = None) -> Flask:
     from hall import models  # noqa: F401 - registers every model with the metadata
     from hall.accounts.api import blp as auth_blp
     from hall.accounts.tokens_api import blp as tokens_blp
+    from hall.accounts.users_api import blp as users_blp
     from hall.audit.api import blp as audit_blp
     from hall.processes.api import blp as processes_blp
     from hall.quality.api import blp as quality_blp
@@ -57,7 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     from hall.tasks.api import blp as tasks_blp
 
     for blueprint in (auth_blp, processes_blp, tasks_blp, quality_blp, cycles_blp, reports_blp, tokens_blp,
-                      audit_blp):
+                      audit_blp, users_blp):
         api.register_blueprint(blueprint)
 
     from hall import notifications

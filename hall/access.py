@@ -90,6 +90,7 @@ _READERS = tuple(QUALITY_READERS)
 
 ADMIN_PAGE = roles("admin", message="只有系统管理员可以访问此页面")
 ADMIN_ACTION = roles("admin", message="只有系统管理员可以执行此操作")
+USERS = roles("admin", message="只有系统管理员可以管理用户")
 TOKENS = roles("admin", message="只有系统管理员可以管理 API 令牌")
 QUALITY_CHANGE = roles(*_MANAGERS, message="只有质量办或系统管理员可以修改质量数据")
 
@@ -141,9 +142,14 @@ RULES: dict[str, Rule] = {
     "admin.form_file": ADMIN_PAGE,
     "admin.form_edit": ADMIN_PAGE,
     "admin.form_preview": ADMIN_PAGE,
+    "admin.process_enabled": ADMIN_PAGE,
     "admin.user_list": ADMIN_PAGE,
     "admin.user_create": ADMIN_PAGE,
     "admin.user_active": ADMIN_PAGE,
+    "admin.user_edit": ADMIN_PAGE,
+    "admin.user_password": ADMIN_PAGE,
+    "admin.user_role_add": ADMIN_PAGE,
+    "admin.user_role_remove": ADMIN_PAGE,
     "admin.role_list": ADMIN_PAGE,
     "admin.unit_list": ADMIN_PAGE,
     # -- API: processes
@@ -151,6 +157,7 @@ RULES: dict[str, Rule] = {
     "processes.versions": SIGNED_IN,
     "processes.version_bpmn": SIGNED_IN,
     "processes.deploy": roles("admin", message="只有系统管理员可以部署流程"),
+    "processes.set_enabled": roles("admin", message="只有系统管理员可以停用或启用流程"),
     "processes.validate": roles("admin", message="只有系统管理员可以校验流程"),
     "processes.catalogue": SIGNED_IN,
     "processes.start": signed_in("startable"),
@@ -175,6 +182,7 @@ RULES: dict[str, Rule] = {
     "tasks.return_": signed_in("task_actor"),
     "tasks.transfer": signed_in("task_actor"),
     "tasks.add_signer": signed_in("task_actor"),
+    "tasks.delegates": signed_in("task_actor"),
     "tasks.comment": signed_in("task_visible"),
     "tasks.attach": signed_in("task_actor"),
     # -- API: quality reference data (read by all, changed by the quality office)
@@ -215,6 +223,12 @@ RULES: dict[str, Rule] = {
     "tokens.create_token": TOKENS,
     "tokens.list_tokens": TOKENS,
     "tokens.revoke_token": TOKENS,
+    "users.list_users": USERS,
+    "users.create_user": USERS,
+    "users.update_user": USERS,
+    "users.reset_password": USERS,
+    "users.add_membership": USERS,
+    "users.remove_membership": USERS,
     "audit.list_audit": roles("admin", message="只有系统管理员可以查看审计日志"),
 }
 

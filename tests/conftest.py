@@ -137,6 +137,9 @@ class Api:
     def put(self, path, json=None, headers=None, **kw):
         return self._fresh().put(_p(path), json=json, headers=self._csrf_header(headers), **kw)
 
+    def patch(self, path, json=None, headers=None, **kw):
+        return self._fresh().patch(_p(path), json=json, headers=self._csrf_header(headers), **kw)
+
     def delete(self, path, headers=None, **kw):
         return self._fresh().delete(_p(path), headers=self._csrf_header(headers), **kw)
 

@@ -273,6 +273,56 @@ def test_transfer_to_unknown_user_is_422(people, solo):
     assert task_of(teacher, task["id"])["assignee"] == "t1001"
 
 
+def test_transfer_to_a_student_is_422_and_the_student_gets_nothing(people, solo):
+    """转办 to student 20240101 is 422 naming why; the task stays with t1001 and the student's inbox is empty."""
+    teacher = people("t1001")
+    start(teacher, solo)
+    task = first_task(teacher)
+    response = teacher.post(f"tasks/{task['id']}/transfer", {"username": "20240101"})
+    assert response.status_code == 422, response.get_json()
+    body = response.get_json()
+    assert "不是教职工" in body["message"] and "不是教职工" in body["errors"]["username"][0]
+    assert task_of(teacher, task["id"])["assignee"] == "t1001"
+    assert inbox(people("20240101"))["total"] == 0
+
+
+def test_transfer_to_a_deactivated_user_is_422_saying_so(people, solo, app):
+    """转办 to a deactivated account is 422 with 「已停用」; the task does not move."""
+    from hall.accounts import services as accounts
+
+    teacher = people("t1001")
+    start(teacher, solo)
+    task = first_task(teacher)
+    accounts.set_user_active(accounts.get_user("t1002").id, False)
+    response = teacher.post(f"tasks/{task['id']}/transfer", {"username": "t1002"})
+    assert response.status_code == 422 and "已停用" in response.get_json()["message"]
+    assert task_of(teacher, task["id"])["assignee"] == "t1001"
+
+
+def test_add_signer_student_or_self_is_422_and_task_stays_ready(people, solo):
+    """加签 a student or oneself is 422 on username; no sign task is made and the task stays ready."""
+    teacher = people("t1001")
+    start(teacher, solo)
+    task = first_task(teacher)
+    for username, says in (("20240101", "不是教职工"), ("t1001", "不能给自己加签")):
+        response = teacher.post(f"tasks/{task['id']}/add-signer", {"username": username})
+        assert response.status_code == 422 and says in response.get_json()["errors"]["username"][0]
+    assert task_of(teacher, task["id"])["state"] == "ready"
+    assert inbox(people("20240101"))["total"] == 0
+
+
+def test_delegates_offer_only_active_staff_other_than_oneself(people, solo):
+    """A task's people picker lists active staff matching q, never students nor the actor; outsiders are refused."""
+    teacher = people("t1001")
+    start(teacher, solo)
+    task = first_task(teacher)
+    found = teacher.get(f"tasks/{task['id']}/delegates", query_string={"q": "h200"}).get_json()
+    assert {"h2001", "h2002"} <= {p["username"] for p in found}
+    assert teacher.get(f"tasks/{task['id']}/delegates", query_string={"q": "林小雨"}).get_json() == []
+    assert teacher.get(f"tasks/{task['id']}/delegates", query_string={"q": "t1001"}).get_json() == []
+    assert people("20240101").get(f"tasks/{task['id']}/delegates").status_code in (403, 404)
+
+
 def test_added_signer_blocks_the_task_until_signed(people, solo):
     """加签: the task is blocked and cannot be submitted (409) until the signer approves; then it can."""
     teacher, head = people("t1001"), people("h2001")

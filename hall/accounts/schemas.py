@@ -11,6 +11,7 @@ class LoginSchema(Schema):
 
 
 class MembershipSchema(Schema):
+    id = fields.Integer()
     role_code = fields.String(data_key="role")
     org_unit_id = fields.Integer(allow_none=True)
 

@@ -14,6 +14,7 @@ from hall.extensions import db
 KINDS = (
     "sign_in", "sign_in_failed", "sign_in_locked", "sign_out", "permission_denied", "csrf_refused",
     "session_tampered", "redirect_refused", "token_used", "token_refused", "token_created", "token_revoked",
+    "user_created", "user_updated", "user_password_reset", "process_disabled", "process_enabled",
 )
 
 

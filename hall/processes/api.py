@@ -80,6 +80,14 @@ def _uploads() -> tuple[dict[str, bytes], dict[str, dict]]:
     return files, forms
 
 
+@blp.route("/process-definitions/<key>/<any(disable, enable):action>", methods=["POST"])
+@login_required
+@blp.response(200, DefinitionSchema)
+def set_enabled(key, action):
+    """停用 (disable): off the catalogue, no new starts, running instances go on; 启用 (enable) puts it back."""
+    return services.set_definition_enabled(key, action == "enable", current_user)
+
+
 @blp.route("/process-definitions/<key>/versions")
 @login_required
 @blp.response(200, VersionSchema(many=True))

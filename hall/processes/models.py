@@ -31,6 +31,9 @@ class ProcessDefinition(db.Model):
     visible_to: Mapped[list] = mapped_column(sa.JSON, default=list)
     # Hidden definitions (e.g. diagnosis cycles, started by the hall itself) stay out of the catalogue.
     in_catalogue: Mapped[bool] = mapped_column(default=True)
+    # An administrator's 停用: out of the catalogue and no new starts; running instances go on. Kept across
+    # deploys (unlike in_catalogue, which the diagram's property sets).
+    enabled: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     latest_version_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("process_versions.id", use_alter=True, name="fk_process_definitions_latest")
     )

@@ -24,6 +24,7 @@ class DefinitionSchema(Schema):
     expected_days = fields.Integer(allow_none=True)
     startable_by = fields.List(fields.String())
     in_catalogue = fields.Boolean()
+    enabled = fields.Boolean()
     latest_version = fields.Function(lambda d: d.latest_version.number if d.latest_version else None)
 
 

@@ -89,8 +89,41 @@ def validate(files: dict[str, bytes], forms: dict[str, dict], main_file: str | N
     try:
         process = compile_process(files, forms, current_app.config["MAX_BPMN_BYTES"], main_file)
     except DiagramRefused as err:
-        return {"valid": False, "key": None, "name": None, "problems": [p.as_dict() for p in err.problems]}
-    return {"valid": True, "key": process.key, "name": process.name, "problems": []}
+        return {"valid": False, "key": None, "name": None, "problems": [p.as_dict() for p in err.problems],
+                "warnings": [], "publish": None}
+    return {"valid": True, "key": process.key, "name": process.name, "problems": [],
+            "warnings": _warnings(process), "publish": _publish_preview(process)}
+
+
+def _warnings(process: CompiledProcess) -> list[str]:
+    """What deploys but is likely a mistake: a process nobody handles ends as soon as it starts."""
+    warnings = []
+    if not process.user_tasks:
+        warnings.append("此流程没有任何用户任务：发起后会立即办结，没有人办理")
+    return warnings
+
+
+def _publish_preview(process: CompiledProcess) -> dict:
+    """What deploying this content would publish: new definition, new version or the unchanged one, and where."""
+    meta = process.metadata
+    definition = db.session.scalar(sa.select(ProcessDefinition).where(ProcessDefinition.key == process.key))
+    latest = same = None
+    if definition is not None:
+        latest = db.session.scalar(sa.select(sa.func.max(ProcessVersion.number))
+                                   .where(ProcessVersion.definition_id == definition.id))
+        same = db.session.scalar(sa.select(ProcessVersion.number).where(
+            ProcessVersion.definition_id == definition.id, ProcessVersion.content_hash == process.content_hash))
+    in_catalogue = (meta["inCatalogue"].lower() not in ("false", "0", "no") if "inCatalogue" in meta
+                    else (definition.in_catalogue if definition is not None else True))
+    startable = ([r.strip() for r in meta["startableBy"].split(",") if r.strip()] if "startableBy" in meta
+                 else (list(definition.startable_by) if definition is not None else []))
+    return {
+        "key": process.key, "name": process.name,
+        "category": meta.get("category") or (definition.category if definition is not None else None) or "其他",
+        "unchanged": same is not None, "version": same if same is not None else (latest or 0) + 1,
+        "new_definition": definition is None, "in_catalogue": in_catalogue,
+        "enabled": definition.enabled if definition is not None else True, "startable_by": startable,
+    }
 
 
 _FORM_REF = re.compile(r'name="(?:formJsonSchemaFilename|formUiSchemaFilename)"\s+value="([^"]+)"')
@@ -113,7 +146,7 @@ def deploy_directory(workflows_dir: str, forms_dir: str, user: User | None = Non
 def list_definitions(catalogue_only: bool = False) -> list[ProcessDefinition]:
     query = sa.select(ProcessDefinition).where(ProcessDefinition.latest_version_id.is_not(None))
     if catalogue_only:
-        query = query.where(ProcessDefinition.in_catalogue.is_(True))
+        query = query.where(ProcessDefinition.in_catalogue.is_(True), ProcessDefinition.enabled.is_(True))
     return list(db.session.scalars(query.order_by(ProcessDefinition.category, ProcessDefinition.name)))
 
 
@@ -126,6 +159,25 @@ def catalogue(user: User, search: str | None = None) -> list[ProcessDefinition]:
         items = [d for d in items if needle in d.name.lower() or needle in (d.description or "").lower()
                  or needle in d.category.lower()]
     return items
+
+
+def set_definition_enabled(key: str, enabled: bool, user: User) -> ProcessDefinition:
+    """停用 / 启用: a disabled process leaves the catalogue and refuses people's new starts; its running
+    instances go on."""
+    from hall.audit import services as audit
+
+    definition = get_definition(key)
+    if definition.enabled != enabled:
+        definition.enabled = enabled
+        db.session.commit()
+        audit.record("process_enabled" if enabled else "process_disabled", user.username, key=key,
+                     name=definition.name)
+    return definition
+
+
+def _refuse_disabled(definition: ProcessDefinition) -> None:
+    if not definition.enabled:
+        raise Conflict(f"流程「{definition.name}」已停用，暂不能发起新的申请；已发起的办件照常办理")
 
 
 def get_definition(key: str) -> ProcessDefinition:
@@ -169,6 +221,8 @@ def start_instance(key: str, user: User, data: dict | None = None, org_unit_id: 
     if found is None:
         raise NotFound(f"流程 {key} 不存在")
     definition, version = found
+    if check_startable:  # a person's start; the hall's own starts (cycles, warnings) are its business
+        _refuse_disabled(definition)
     if check_startable and definition.startable_by and not (user.role_codes & set(definition.startable_by)):
         raise Forbidden("您没有发起此流程的权限")
     process = registry.compiled(version)

@@ -13,6 +13,8 @@ from hall.tasks.schemas import (
     CommentInSchema,
     CommentSchema,
     CompleteSchema,
+    DelegateQuerySchema,
+    DelegateSchema,
     DraftSchema,
     PersonSchema,
     ReturnSchema,
@@ -102,6 +104,15 @@ def transfer(args, task_id):
 @blp.response(201, TaskSchema)
 def add_signer(args, task_id):
     return services.add_signer(task_id, current_user, args["username"], args["comment"], args["due_at"])
+
+
+@blp.route("/tasks/<int:task_id>/delegates")
+@login_required
+@blp.arguments(DelegateQuerySchema, location="query")
+@blp.response(200, DelegateSchema(many=True))
+def delegates(args, task_id):
+    """Who this task may be transferred to or asked to sign (转办 / 加签): active staff, matching q."""
+    return services.list_delegates(task_id, current_user, args["q"])
 
 
 @blp.route("/tasks/<int:task_id>/comments", methods=["GET"])

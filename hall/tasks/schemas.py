@@ -106,6 +106,18 @@ class PersonSchema(Schema):
     due_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=UTC)
 
 
+class DelegateQuerySchema(Schema):
+    q = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+
+
+class DelegateSchema(Schema):
+    """A person a task may be transferred to or asked to sign (active staff)."""
+
+    username = fields.String()
+    name = fields.String()
+    org_unit = fields.Function(lambda u: u.org_unit.name if u.org_unit else None)
+
+
 class CommentInSchema(Schema):
     body = fields.String(required=True)
 

@@ -19,6 +19,7 @@ from flask import current_app
 from sqlalchemy.orm.util import identity_key
 
 from hall import rawsql, transactions
+from hall.accounts import services as accounts
 from hall.accounts.models import User
 from hall.db_types import utcnow
 from hall.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge
@@ -618,21 +619,12 @@ def release_task(task_id: int, user: User) -> HumanTask:
     return task
 
 
-def _user_by_username(username: str) -> User:
-    target = db.session.scalar(sa.select(User).where(User.username == username, User.active.is_(True)))
-    if target is None:
-        raise Invalid(f"用户 {username} 不存在", errors={"username": ["用户不存在"]})
-    return target
-
-
 def transfer_task(task_id: int, user: User, username: str, comment: str | None = None,
                   due_at: datetime | None = None) -> HumanTask:
     """转办: hand the task to another person, who becomes its only assignee (optionally with a new due time)."""
     task, _, _ = _load_for_action(task_id)
     _check_open(task, user, None)
-    target = _user_by_username(username)
-    if target.id == user.id:
-        raise Invalid("不能转办给自己", errors={"username": ["不能转办给自己"]})
+    target = accounts.delegate_for(username, user, verb="转办")
     _guarded_task_update(task, assignee_id=target.id, **({"due_at": _future(due_at)} if due_at else {}))
     db.session.add(TaskCandidate(task_id=task.id, user_id=target.id))
     db.session.add(InstanceEvent(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id,
@@ -640,6 +632,14 @@ def transfer_task(task_id: int, user: User, username: str, comment: str | None =
                                  data={"to": target.username, "to_name": target.name, "comment": comment}))
     db.session.commit()
     return db.session.get(HumanTask, task.id)
+
+
+def list_delegates(task_id: int, user: User, q: str | None = None) -> list[User]:
+    """The people *user* may transfer this task to or ask to sign: only for someone who may act on it."""
+    task = get_task(task_id, user)
+    if not may_act(task, user):
+        raise Forbidden("只有待办的处理人可以转办或加签")
+    return accounts.list_delegates(user, q)
 
 
 def _future(due_at: datetime) -> datetime:
@@ -657,9 +657,7 @@ def add_signer(task_id: int, user: User, username: str, comment: str | None = No
     _check_open(task, user, None)
     if task.kind == "sign":
         raise Conflict("加签待办不能再加签")
-    target = _user_by_username(username)
-    if target.id == user.id:
-        raise Invalid("不能给自己加签", errors={"username": ["不能给自己加签"]})
+    target = accounts.delegate_for(username, user, verb="加签")
     _guarded_task_update(task, state="blocked", assignee_id=user.id)
     sign = HumanTask(instance_id=task.instance_id, element_id=task.element_id, name=f"加签：{task.name}",
                      kind="sign", parent_task_id=task.id, assignee_id=target.id, lane=task.lane,

@@ -66,6 +66,16 @@ def process_list():
     return render_template("admin/processes.html", rows=rows)
 
 
+@bp.route("/processes/<key>/<any(disable, enable):action>", methods=["POST"])
+@admin_required
+def process_enabled(key, action):
+    """停用 takes a process off the catalogue (no new starts, running instances go on); 启用 puts it back."""
+    definition = processes.set_definition_enabled(key, action == "enable", current_user)
+    flash(_("已启用流程「%(name)s」", name=definition.name) if definition.enabled
+          else _("已停用流程「%(name)s」：已从办事中移除，进行中的办件照常办理", name=definition.name), "ok")
+    return redirect(url_for("admin.process_list"))
+
+
 @bp.route("/modeler")
 @admin_required
 def modeler():
@@ -169,44 +179,45 @@ def form_preview():
 def user_list():
     q = request.args.get("q", "").strip()
     page = page_arg()
+    return _users_page(q, page, {}, {})
+
+
+def _users_page(q: str, page: int, errors: dict, form, status: int = 200):
     items, total = accounts.list_users(page, q or None, PAGE_SIZE)
+    roles = accounts.list_roles()
     return render_template("admin/users.html", items=items, total=total, q=q, page=page,
-                           pages=max(1, -(-total // PAGE_SIZE)), roles=accounts.list_roles(),
-                           units=org.list_units(), errors={}, form={})
+                           pages=max(1, -(-total // PAGE_SIZE)), roles=roles,
+                           role_names={r.code: r.name for r in roles}, units=org.list_units(),
+                           errors=errors, form=form), status
 
 
 @bp.route("/users", methods=["POST"])
 @admin_required
 def user_create():
     form = request.form
-    username, name = form.get("username", "").strip(), form.get("name", "").strip()
     role, unit_code = form.get("role", "").strip(), form.get("unit", "").strip()
     errors: dict[str, list[str]] = {}
-    if not username:
-        errors["username"] = [_("请填写工号/学号")]
-    if not name:
-        errors["name"] = [_("请填写姓名")]
-    if len(form.get("password", "")) < 8:
-        errors["password"] = [_("密码至少 8 位")]
     unit = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == unit_code)) if unit_code else None
     if unit_code and unit is None:
         errors["unit"] = [_("单位不存在")]
-    if not errors:
-        try:
-            accounts.create_user(username, name, form["password"], form.get("email") or None,
-                                 org_unit_id=unit.id if unit else None,
-                                 roles=[(role, unit.id if unit and form.get("scope") == "unit" else None)]
-                                 if role else [])
-        except HallError as err:
-            db.session.rollback()
-            errors["username"] = [err.message]
+    try:
+        if errors:  # the unit is wrong: still report every other field's problem at once
+            errors.update(accounts.user_field_errors(
+                username=form.get("username", "").strip(), name=form.get("name", "").strip(),
+                email=form.get("email", "").strip(), phone=form.get("phone", "").strip(),
+                password=form.get("password", ""), check=("username", "name", "email", "phone", "password")))
+        else:
+            user = accounts.register_user(
+                current_user, form.get("username", ""), form.get("name", ""), form.get("password", ""),
+                form.get("email"), form.get("phone"), org_unit_id=unit.id if unit else None,
+                roles=[(role, unit.id if unit and form.get("scope") == "unit" else None)] if role else [])
+    except HallError as err:
+        db.session.rollback()
+        errors = err.errors if isinstance(err.errors, dict) else {"username": [err.message]}
     if errors:
-        items, total = accounts.list_users(1, None, PAGE_SIZE)
-        return render_template("admin/users.html", items=items, total=total, q="", page=1,
-                               pages=max(1, -(-total // PAGE_SIZE)), roles=accounts.list_roles(),
-                               units=org.list_units(), errors=errors, form=form), 422
-    flash(_("已创建用户 %(username)s", username=username), "ok")
-    return redirect(url_for("admin.user_list", q=username))
+        return _users_page("", 1, errors, form, 422)
+    flash(_("已创建用户 %(username)s", username=user.username), "ok")
+    return redirect(url_for("admin.user_list", q=user.username))
 
 
 @bp.route("/users/<int:user_id>/<any(deactivate, activate):action>", methods=["POST"])
@@ -216,10 +227,92 @@ def user_active(user_id, action):
     if user is not None and user.id == current_user.id and action == "deactivate":
         flash(_("不能停用自己的账号"), "error")
     else:
-        user = accounts.set_user_active(user_id, action == "activate")
+        user = accounts.set_user_active(user_id, action == "activate", actor=current_user)
         flash((_("已启用用户 %(username)s", username=user.username) if user.active
                else _("已停用用户 %(username)s", username=user.username)), "ok")
     return redirect(url_for("admin.user_list", q=request.form.get("q", ""), page=request.form.get("page", 1)))
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@admin_required
+def user_edit(user_id):
+    """Edit a person's name, email, phone and state; the password reset is a form of its own."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(_("用户不存在"))
+    errors, form = {}, {}
+    if request.method == "POST":
+        form = request.form
+        try:
+            accounts.update_user(current_user, user_id, name=form.get("name"), email=form.get("email"),
+                                 phone=form.get("phone"), active=form.get("active") == "1",
+                                 fields=("name", "email", "phone", "active"))
+        except Invalid as err:
+            db.session.rollback()
+            errors = err.errors or {"name": [err.message]}
+        else:
+            flash(_("已保存用户 %(username)s", username=user.username), "ok")
+            return redirect(url_for("admin.user_edit", user_id=user_id))
+    return _user_edit_page(user, errors, form, {}, 422 if errors else 200)
+
+
+def _user_edit_page(user: User, errors: dict, form, password_errors: dict, status: int,
+                    role_errors: dict | None = None):
+    roles = accounts.list_roles()
+    return render_template("admin/user_edit.html", user=user, errors=errors, form=form,
+                           password_errors=password_errors, role_errors=role_errors or {}, roles=roles,
+                           role_names={r.code: r.name for r in roles}, units=org.list_units()), status
+
+
+@bp.route("/users/<int:user_id>/roles", methods=["POST"])
+@admin_required
+def user_role_add(user_id):
+    """Give the person a role, in a unit or college-wide."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(_("用户不存在"))
+    unit_code = request.form.get("unit", "").strip()
+    unit = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == unit_code)) if unit_code else None
+    try:
+        if unit_code and unit is None:
+            raise Invalid(_("单位不存在"), errors={"unit": [_("单位不存在")]})
+        accounts.add_membership(current_user, user_id, request.form.get("role", "").strip(),
+                                unit.id if unit else None)
+    except Invalid as err:
+        db.session.rollback()
+        return _user_edit_page(user, {}, {}, {}, 422, role_errors=err.errors or {"role": [err.message]})
+    flash(_("已为 %(username)s 添加角色", username=user.username), "ok")
+    return redirect(url_for("admin.user_edit", user_id=user_id))
+
+
+@bp.route("/users/<int:user_id>/roles/<int:membership_id>/delete", methods=["POST"])
+@admin_required
+def user_role_remove(user_id, membership_id):
+    """Take a role away from the person."""
+    try:
+        user = accounts.remove_membership(current_user, user_id, membership_id)
+    except HallError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+    else:
+        flash(_("已移除 %(username)s 的一个角色", username=user.username), "ok")
+    return redirect(url_for("admin.user_edit", user_id=user_id))
+
+
+@bp.route("/users/<int:user_id>/password", methods=["POST"])
+@admin_required
+def user_password(user_id):
+    """An administrator sets a new password for the person."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(_("用户不存在"))
+    try:
+        accounts.reset_password(current_user, user_id, request.form.get("password", ""))
+    except Invalid as err:
+        db.session.rollback()
+        return _user_edit_page(user, {}, {}, err.errors or {"password": [err.message]}, 422)
+    flash(_("已重置用户 %(username)s 的密码", username=user.username), "ok")
+    return redirect(url_for("admin.user_edit", user_id=user_id))
 
 
 # -- roles -------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from flask_login import current_user, login_required
 from hall import security
 from hall.accounts.models import Role
 from hall.audit import services as audit
-from hall.errors import HallError, Invalid, PayloadTooLarge
+from hall.errors import Conflict, HallError, Invalid, PayloadTooLarge
 from hall.extensions import db
 from hall.fields import database_int
 from hall.processes import registry
@@ -152,7 +152,12 @@ def services():
 @login_required
 def start(key):
     """Start an instance; when its first step is the starter's own form, go straight to it."""
-    instance = processes.start_instance(key, current_user)
+    try:
+        instance = processes.start_instance(key, current_user)
+    except Conflict as err:  # e.g. the process was disabled after the catalogue was shown
+        db.session.rollback()
+        flash(err.message, "error")
+        return redirect(url_for("web.services"))
     for task in processes.instance_tasks(instance):
         if task.state == "ready" and tasks.may_act(task, current_user):
             return redirect(url_for("web.task", task_id=task.id))

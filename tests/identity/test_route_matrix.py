@@ -33,7 +33,9 @@ LANDS_ON_LOGIN = {"web.logout", "sso.logout"}
 BODIES = {"auth.login": {"username": "x9001", "password": "hall2026"},
           "web.login": {"username": "x9001", "password": "hall2026"}}
 # Values of <any(...)> path parts where the first choice would be needlessly destructive.
-CHOICES = {("web.instance_action", "action"): "urge", ("admin.user_active", "action"): "deactivate"}
+CHOICES = {("web.instance_action", "action"): "urge", ("admin.user_active", "action"): "deactivate",
+           # enabling an enabled process changes nothing, so the routes after it still find leave_request startable
+           ("processes.set_enabled", "action"): "enable", ("admin.process_enabled", "action"): "enable"}
 
 
 def _routes() -> list[tuple[str, str, str]]:
@@ -82,7 +84,7 @@ def world(app):
         "warning_id": college["warning"]["510201"], "point_id": college["point"],
         "org_unit_id": college["unit"]["xxgc"], "message_id": college["message"] or 1,
         "token_id": college["token"], "user_id": college["user"]["x9002"], "key": "leave_request", "number": 1,
-        "fmt": "xlsx",
+        "fmt": "xlsx", "membership_id": 1,
     }
     yield {"values": values, "roles": roles}
     reset_database(app)

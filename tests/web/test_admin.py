@@ -86,7 +86,34 @@ def test_validate_accepts_a_good_diagram(org, api):
     api.login("admin")
     response = api.post("process-definitions/validate", data=_upload(two_step_bpmn("fine", "好的")),
                         content_type="multipart/form-data")
-    assert response.get_json() == {"valid": True, "key": "fine", "name": "好的", "problems": []}
+    body = response.get_json()
+    assert {k: body[k] for k in ("valid", "key", "name", "problems", "warnings")} == {
+        "valid": True, "key": "fine", "name": "好的", "problems": [], "warnings": []}
+    assert body["publish"]["new_definition"] is True and body["publish"]["version"] == 1
+
+
+BLANK = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="x">
+  <bpmn:process id="Process_blank" name="新流程" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1" name="开始"/>
+  </bpmn:process>
+</bpmn:definitions>
+""".encode()
+
+
+def test_validate_warns_that_a_process_without_user_tasks_ends_at_once(org, api):
+    """The modeler's blank diagram validates, with a warning that nobody handles it and what deploy would publish."""
+    api.login("admin")
+    response = api.post("process-definitions/validate", data=_upload(BLANK), content_type="multipart/form-data")
+    body = response.get_json()
+    assert body["valid"] is True and body["problems"] == []
+    assert len(body["warnings"]) == 1 and "没有任何用户任务" in body["warnings"][0]
+    publish = body["publish"]
+    assert (publish["key"], publish["category"], publish["in_catalogue"], publish["startable_by"]) == (
+        "Process_blank", "其他", True, [])
+    api.post("process-definitions", data=_upload(BLANK), content_type="multipart/form-data")
+    again = api.post("process-definitions/validate", data=_upload(BLANK), content_type="multipart/form-data")
+    assert again.get_json()["publish"] == publish | {"unchanged": True, "new_definition": False}
 
 
 def test_validate_is_for_administrators(org, api):
@@ -114,7 +141,7 @@ def test_admin_creates_a_user_with_a_role_in_a_unit(org, live_server, desktop, s
     expect(page.locator(".flash")).to_contain_text("已创建用户 t1999")
     row = page.locator("tr[data-username=t1999]")
     expect(row).to_contain_text("王芳")
-    expect(row).to_contain_text("dept_head@")
+    expect(row).to_contain_text("部门负责人 · ")
     shots.take(page, "user-created")
     user = db.session.scalar(sa.select(User).where(User.username == "t1999"))
     unit = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == "xxgc"))
@@ -143,7 +170,107 @@ def test_deactivated_user_cannot_sign_in(org, live_server, desktop, api):
     page.click("tr[data-username=t1001] button:has-text('停用')")
     expect(page.locator("tr[data-username=t1001]")).to_contain_text("已停用")
     response = api.client.post("/api/v1/auth/login", json={"username": "t1001", "password": "hall2026"})
-    assert response.status_code == 401
+    assert response.status_code == 403 and response.get_json()["message"] == "账号已停用，请联系管理员"
+
+
+def _try_sign_in(page, base: str, username: str, password: str) -> None:
+    page.goto(base + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button:has-text('登录')")
+
+
+def test_deactivated_user_is_told_so_only_with_the_right_password(org, live_server, phone):
+    """A deactivated account with the right password reads 「账号已停用…」; a wrong one reads as any failure."""
+    from hall.accounts import services as accounts
+
+    accounts.set_user_active(accounts.get_user("t1002").id, False)
+    page = phone()
+    _try_sign_in(page, live_server, "t1002", "hall2026")
+    expect(page.locator(".error")).to_contain_text("账号已停用，请联系管理员")
+    _try_sign_in(page, live_server, "t1002", "wrong-password")
+    expect(page.locator(".error")).to_contain_text("用户名或密码错误")
+    expect(page.locator(".error")).not_to_contain_text("停用")
+
+
+def test_bad_username_email_and_phone_are_refused_beside_the_fields(org, live_server, desktop):
+    """Username with markup and spaces, email not-an-email, phone 123: refused field by field, nothing created."""
+    page = desktop()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/users")
+    page.fill("#new-username", "<b>x</b> 空格")
+    page.fill("#new-name", "某人")
+    page.fill("#new-password", "hall2026!")
+    page.fill("#new-email", "not-an-email")
+    page.fill("#new-phone", "123")
+    page.click("button:has-text('创建用户')")
+    expect(page.locator("#username-error")).to_contain_text("只能包含字母、数字")
+    expect(page.locator("#email-error")).to_contain_text("邮箱格式不正确")
+    expect(page.locator("#phone-error")).to_contain_text("电话格式不正确")
+    expect(page.locator("#new-email")).to_have_value("not-an-email")
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User).where(User.name == "某人")) == 0
+
+
+def test_admin_edits_a_user_and_resets_the_password(org, live_server, desktop, api):
+    """Editing t1002's email and phone saves them; a short new password is refused inline; a good one signs in."""
+    from hall.audit.models import AuditEvent
+
+    page = desktop()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/users?q=t1002")
+    page.click("tr[data-username=t1002] a:has-text('编辑')")
+    page.fill("#edit-email", "bad@")
+    page.click("button:has-text('保存')")
+    expect(page.locator("#email-error")).to_contain_text("邮箱格式不正确")
+    page.fill("#edit-email", "wangfang@college.edu.cn")
+    page.fill("#edit-phone", "13800138000")
+    page.click("button:has-text('保存')")
+    expect(page.locator(".flash")).to_contain_text("已保存用户 t1002")
+    db.session.expire_all()
+    user = db.session.scalar(sa.select(User).where(User.username == "t1002"))
+    assert (user.email, user.phone, user.active) == ("wangfang@college.edu.cn", "13800138000", True)
+    page.fill("#reset-password", "short")
+    page.click("button:has-text('重置密码')")
+    expect(page.locator("#password-error")).to_contain_text("至少 8 位")
+    page.fill("#reset-password", "new-pass-2026")
+    page.click("button:has-text('重置密码')")
+    expect(page.locator(".flash")).to_contain_text("已重置用户 t1002 的密码")
+    db.session.expire_all()  # the live server changed the row this test's session holds
+    assert api.client.post("/api/v1/auth/login", json={"username": "t1002", "password": "hall2026"}).status_code == 401
+    api.login("t1002", "new-pass-2026")
+    kinds = set(db.session.scalars(sa.select(AuditEvent.kind).where(AuditEvent.actor == "admin")))
+    assert {"user_updated", "user_password_reset"} <= kinds
+
+
+def test_admin_adds_and_removes_a_role_on_the_user_page(org, live_server, desktop):
+    """On t1002's page the administrator adds 督导 (college-wide), sees it listed by name, then removes it."""
+    page = desktop()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/users?q=t1002")
+    page.click("tr[data-username=t1002] a:has-text('编辑')")
+    page.click("button:has-text('添加角色')")
+    expect(page.locator("#role-error")).to_contain_text("请选择已有的角色")
+    page.select_option("#add-role", "supervisor")
+    page.click("button:has-text('添加角色')")
+    item = page.locator(".memberships li[data-role=supervisor]")
+    expect(item).to_contain_text("督导 · 全校")
+    item.locator("button:has-text('移除')").click()
+    expect(page.locator(".flash")).to_contain_text("已移除 t1002 的一个角色")
+    expect(page.locator(".memberships li[data-role=supervisor]")).to_have_count(0)
+
+
+def test_admin_lists_fit_a_phone_without_breaking_codes(org, live_server, phone, screenshots):
+    """At 390 px the users list shows each row as a card with role names, and no username is broken mid-word."""
+    page = phone()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/users?q=20240101")
+    row = page.locator("tr[data-username='20240101']")
+    expect(row).to_contain_text("学生 · ")
+    expect(row).not_to_contain_text("student@")
+    # An inline element has one client rectangle per line it occupies.
+    assert row.locator("td.code a").evaluate("el => el.getClientRects().length") == 1
+    page.screenshot(path=str(screenshots / "admin-users-phone.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_user_search_pages_through_results(org, live_server, desktop):
@@ -232,3 +359,24 @@ def test_form_file_serves_forms_of_deployed_versions(org, api, deploy_bpmn):
     response = api.get("/admin/forms/file?name=swap_approve.json")
     assert response.get_json() == SWAP_FORMS["swap_approve.json"]
     assert api.get("/admin/forms/file?name=nothing.json").status_code == 404
+
+
+def test_admin_disables_a_process_from_the_list_on_a_phone(org, live_server, phone, deploy_bpmn, screenshots):
+    """On a phone the process list keeps keys whole; 停用 marks the row 已停用 and 启用 puts it back in 办事."""
+    from hall.processes import services as processes
+
+    deploy_bpmn(two_step_bpmn("stamp_request", "盖章申请"), {}, "stamp_request.bpmn")
+    page = phone()
+    sign_in(page, live_server, "admin")
+    page.goto(live_server + "/admin/processes")
+    row = page.locator("tr[data-key=stamp_request]")
+    assert row.locator("small.code").evaluate("el => el.getClientRects().length") == 1
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    row.locator("button:has-text('停用')").click()
+    expect(page.locator(".flash")).to_contain_text("已停用流程「盖章申请」")
+    expect(row.locator("td.state")).to_have_text("已停用")
+    page.screenshot(path=str(screenshots / "admin-processes-phone.png"), full_page=True)
+    db.session.expire_all()
+    assert [d.key for d in processes.list_definitions(catalogue_only=True)] == []
+    row.locator("button:has-text('启用')").click()
+    expect(row.locator("td.state")).to_have_text("在办事中")

@@ -4,6 +4,8 @@ starts the new service from the catalogue on a phone, finishes both steps and se
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -103,6 +105,8 @@ def test_admin_draws_validates_deploys_and_teacher_finishes_it(admin_hall, live_
     expect(modeler).to_have_attribute("data-validated", "ok")
     expect(admin.locator(".hall-problem-badge")).to_have_count(0)
     admin.click("#btn-deploy")
+    expect(admin.locator("#deploy-confirm")).to_contain_text("新流程，第 1 版")
+    admin.click("#btn-deploy-confirm")
     expect(modeler).to_have_attribute("data-deployed", "drawn_request:1")
     expect(admin.locator("#versions")).to_contain_text("v1")
     shots.take(admin, "modeler-deployed")
@@ -142,3 +146,33 @@ def test_modeler_opens_a_deployed_version(admin_hall, live_server, desktop, depl
     assert {"fill", "confirm", "start", "end"} <= set(_elements(admin))
     expect(admin.locator("#versions")).to_contain_text("v1")
     expect(admin.locator("#prop-id")).to_have_value("stamp_request")
+
+
+def test_deploy_of_the_blank_diagram_asks_first_and_warns(admin_hall, live_server, phone, screenshots,  # noqa: F811
+                                                          request):
+    """部署 on the blank diagram warns at 校验, then shows what would be published (key, name, version, who may
+    start it) in a confirmation; 取消 deploys nothing, 确认部署 deploys version 1."""
+    from hall.extensions import db
+    from hall.processes.models import ProcessDefinition
+
+    admin = phone()
+    sign_in(admin, live_server, "admin")
+    admin.goto(live_server + "/admin/modeler")
+    modeler = admin.locator("#modeler")
+    expect(modeler).to_have_attribute("data-ready", "true")
+    admin.click("#btn-validate")
+    expect(modeler).to_have_attribute("data-validated", "warnings")
+    expect(admin.locator("#problems")).to_contain_text("没有任何用户任务")
+    admin.click("#btn-deploy")
+    dialog = admin.locator("#deploy-confirm")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("新流程（Process_")
+    expect(dialog).to_contain_text("所有用户（含学生）都可发起")
+    expect(dialog).to_contain_text("没有任何用户任务")
+    Shots(screenshots, request.node.name.removeprefix("test_")).take(admin, "deploy-confirm")
+    dialog.locator("button[value=cancel]").click()
+    expect(admin.locator("#modeler-status")).to_have_text("已取消部署")
+    assert db.session.scalar(db.select(db.func.count()).select_from(ProcessDefinition)) == 0
+    admin.click("#btn-deploy")
+    admin.click("#btn-deploy-confirm")
+    expect(modeler).to_have_attribute("data-deployed", re.compile(r"Process_\w+:1"))

@@ -261,16 +261,66 @@
     return list.length ? list : [{ element: '', reason: body.message || '请求失败' }];
   }
 
+  function showWarnings(warnings) {
+    (warnings || []).forEach(function (text) {
+      var item = document.createElement('li');
+      item.className = 'warning';
+      item.textContent = '注意：' + text;
+      problemList.appendChild(item);
+    });
+  }
+
+  // Validate; resolves with the server's answer when the diagram passed (its warnings and what it would publish).
   function validate() {
     say('校验中…');
     return submit(data('validate-url')).then(function (result) {
       var problems = result.status === 200 ? result.body.problems : problemsOf(result.body);
       showProblems(problems);
-      root.setAttribute('data-validated', problems.length ? 'problems' : 'ok');
-      say(problems.length ? '发现 ' + problems.length + ' 个问题，请按列表修改' : '校验通过',
-        problems.length ? 'error' : 'ok');
-    }).catch(function (err) { say('校验失败：' + err.message, 'error'); });
+      var warnings = problems.length ? [] : (result.body.warnings || []);
+      showWarnings(warnings);
+      root.setAttribute('data-validated', problems.length ? 'problems' : (warnings.length ? 'warnings' : 'ok'));
+      say(problems.length ? '发现 ' + problems.length + ' 个问题，请按列表修改'
+        : (warnings.length ? '校验通过，但有 ' + warnings.length + ' 条提醒，请先查看' : '校验通过'),
+      problems.length ? 'error' : (warnings.length ? 'warn' : 'ok'));
+      return problems.length ? null : result.body;
+    }).catch(function (err) { say('校验失败：' + err.message, 'error'); return null; });
   }
+
+  // 部署 first validates, then asks for confirmation showing what would be published, and only then deploys.
+  var confirmDialog = document.getElementById('deploy-confirm');
+  var confirmBody = document.getElementById('deploy-confirm-body');
+
+  function confirmDeploy() {
+    return validate().then(function (checked) {
+      if (!checked || !checked.publish) { return; }
+      var p = checked.publish;
+      var lines = [
+        ['流程', p.name + '（' + p.key + '）'],
+        ['版本', p.unchanged ? '内容未变，沿用第 ' + p.version + ' 版（不会新建版本）'
+          : (p.new_definition ? '新流程，第 1 版' : '新版本：第 ' + p.version + ' 版')],
+        ['办事目录', !p.in_catalogue ? '不出现在「办事」中（由系统发起）'
+          : (!p.enabled ? '此流程已停用，部署后仍不出现在「办事」中'
+            : '出现在「办事」的「' + p.category + '」分类，' +
+              (p.startable_by.length ? '可发起的角色：' + p.startable_by.join('、') : '所有用户（含学生）都可发起'))]
+      ];
+      confirmBody.innerHTML = '';
+      lines.forEach(function (pair) {
+        var dt = document.createElement('dt'); dt.textContent = pair[0];
+        var dd = document.createElement('dd'); dd.textContent = pair[1];
+        confirmBody.appendChild(dt); confirmBody.appendChild(dd);
+      });
+      (checked.warnings || []).forEach(function (text) {
+        var dt = document.createElement('dt'); dt.textContent = '注意';
+        var dd = document.createElement('dd'); dd.className = 'status-warn'; dd.textContent = text;
+        confirmBody.appendChild(dt); confirmBody.appendChild(dd);
+      });
+      confirmDialog.showModal();
+    });
+  }
+
+  confirmDialog.addEventListener('close', function () {
+    if (confirmDialog.returnValue === 'deploy') { deploy(); } else { say('已取消部署'); }
+  });
 
   function deploy() {
     say('部署中…');
@@ -326,7 +376,7 @@
   }
 
   document.getElementById('btn-validate').addEventListener('click', validate);
-  document.getElementById('btn-deploy').addEventListener('click', deploy);
+  document.getElementById('btn-deploy').addEventListener('click', confirmDeploy);
   document.getElementById('btn-download').addEventListener('click', download);
 
   // -- start ---------------------------------------------------------------------------------------
