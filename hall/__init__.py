@@ -134,8 +134,10 @@ def _register_errors(app: Flask) -> None:
             if errors:
                 body["errors"] = errors
             return jsonify(body), err.code
-        from hall.web.views import render_error
+        from hall.web.views import HTTP_MESSAGES, render_error
 
+        if message == messages.get(err.code) and err.code in HTTP_MESSAGES:
+            message = str(HTTP_MESSAGES[err.code])  # the same words, in the page's language
         return render_error(err.code, message, errors)
 
     @login_manager.unauthorized_handler

@@ -43,6 +43,12 @@ EVENT_LABELS = {
     "retried": _l("重试"), "completed": _l("办结"), "error": _l("出错"), "timer_fired": _l("定时触发"),
 }
 
+# The error page's words for HTTP errors (the JSON API answers with the same words in Chinese).
+HTTP_MESSAGES = {
+    400: _l("请求格式不正确"), 401: _l("请先登录"), 403: _l("没有权限"), 404: _l("页面或资源不存在"),
+    405: _l("不支持此请求方法"), 413: _l("上传内容过大"), 422: _l("提交的数据有误"), 429: _l("操作过于频繁"),
+}
+
 
 # -- CSRF: a per-session token in every POST form of the pages (the JSON API is separate) ------------
 
@@ -244,10 +250,37 @@ def _return_choice(task) -> tuple[str, str] | None:
     return (variable, spec.properties.get("returnValue", "return")) if variable else None
 
 
+# After a refused upload or comment the browser is redirected back to the task page (post/redirect/get, so
+# that the URL it stays on answers GET); the messages beside the field travel in the session until then.
+_LEFT_ERRORS = "task_errors"
+
+
+def _leave_errors(task_id: int, field: str, messages: list[str]) -> None:
+    session[_LEFT_ERRORS] = {"task": task_id, "field": field, "messages": [str(m) for m in messages]}
+
+
+def _take_errors(task_id: int) -> dict[str, list[str]]:
+    left = session.pop(_LEFT_ERRORS, None)
+    if not left or left.get("task") != task_id:
+        return {}
+    return {left["field"]: left["messages"]}
+
+
+def _keep_typed_form(task) -> None:
+    """Save what the task form holds as the draft when the request carries it (the upload and comment
+    buttons submit the task form), so that nothing typed is lost when the page reloads."""
+    if "version" not in request.form or task.state != "ready" or not tasks.may_act(task, current_user):
+        return
+    schema, ui_schema = tasks.form_of(task)
+    tasks.save_draft(task.id, current_user, forms.parse_form(schema, ui_schema, request.form))
+
+
 @bp.route("/tasks/<int:task_id>")
 @login_required
 def task(task_id):
-    return _render_task(tasks.get_task(task_id, current_user))
+    left = _take_errors(task_id)
+    return _render_task(tasks.get_task(task_id, current_user), upload_errors=left.pop("file", None),
+                        action_errors=left)
 
 
 @bp.route("/tasks/<int:task_id>", methods=["POST"])
@@ -280,23 +313,33 @@ def task_action(task_id):
             tasks.add_signer(task.id, current_user, request.form.get("signer", "").strip())
             flash(_("已加签，待加签人处理后再提交"), "ok")
         elif action == "comment":
+            _keep_typed_form(task)
             tasks.add_comment(task.id, current_user, request.form.get("body", ""))
             flash(_("评论已发表"), "ok")
+            return redirect(here + "#comments")
         else:
             abort(400)
     except Invalid as err:
         db.session.rollback()
+        if action == "comment":
+            _leave_errors(task_id, "body", _messages(err))
+            return redirect(here + "#comments")
         task = tasks.get_task(task_id, current_user)
         if action in ("submit", "draft"):
             return _render_task(task, values=data, errors=err.errors or {"data": [err.message]}, status=422)
         # The side actions each have one input; show the message beside it.
-        field = {"return": "reason", "transfer": "username", "add_signer": "signer", "comment": "body"}[action]
-        messages = [m for v in (err.errors or {}).values() for m in (v if isinstance(v, list) else [v])]
-        return _render_task(task, values=data, action_errors={field: messages or [err.message]}, status=422)
+        field = {"return": "reason", "transfer": "username", "add_signer": "signer"}[action]
+        return _render_task(task, values=data, action_errors={field: _messages(err)}, status=422)
     except HallError as err:
         db.session.rollback()
         flash(err.message, "error")
     return redirect(here)
+
+
+def _messages(err: Invalid) -> list[str]:
+    """An Invalid's field messages, or its message when it names no field."""
+    messages = [m for v in (err.errors or {}).values() for m in (v if isinstance(v, list) else [v])]
+    return messages or [err.message]
 
 
 # -- attachments: uploaded on the task page, downloaded through the same access check as the API ---------
@@ -304,28 +347,32 @@ def task_action(task_id):
 @bp.route("/tasks/<int:task_id>/attachments", methods=["POST"])
 @login_required
 def task_attach(task_id):
-    """Upload one file to an open task; a refused file re-renders the task page with the reason beside the
-    upload field (422 for the type or content, 413 for the size) and stores nothing."""
+    """Upload one file to an open task. The upload button submits the task form, whose content is saved as
+    the draft first; then, stored or refused, the browser goes back to the task page, a refused file's
+    reason beside the upload field (the type or content, or the size) and nothing stored."""
     task = tasks.get_task(task_id, current_user)
+    here = url_for("web.task", task_id=task_id) + "#attachments"
     upload = request.files.get("file")
     try:
+        _keep_typed_form(task)
         if upload is None or not upload.filename:
             raise Invalid(_("请选择要上传的文件"), errors={"file": [_("请选择要上传的文件")]})
         attachment = tasks.add_attachment(task.id, current_user, upload.filename, upload.stream)
     except PayloadTooLarge:
         db.session.rollback()
         limit = file_size(current_app.config["MAX_ATTACHMENT_BYTES"])
-        return _render_task(tasks.get_task(task_id, current_user), status=413,
-                            upload_errors=[_("文件过大，单个附件不能超过 %(limit)s", limit=limit)])
+        _leave_errors(task_id, "file", [_("文件过大，单个附件不能超过 %(limit)s", limit=limit)])
+        return redirect(here)
     except Invalid as err:
         db.session.rollback()
-        return _render_task(tasks.get_task(task_id, current_user), status=422, upload_errors=[err.message])
+        _leave_errors(task_id, "file", [err.message])
+        return redirect(here)
     except HallError as err:
         db.session.rollback()
         flash(err.message, "error")
-        return redirect(url_for("web.task", task_id=task_id))
+        return redirect(here)
     flash(_("已上传附件「%(name)s」", name=attachment.filename), "ok")
-    return redirect(url_for("web.task", task_id=task_id) + "#attachments")
+    return redirect(here)
 
 
 @bp.route("/attachments/<int:attachment_id>")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from flask_babel import refresh
 from playwright.sync_api import expect
 
 from tests.web.test_pages import Visit, sign_in
@@ -51,10 +52,11 @@ def test_uploaded_pdf_is_listed_and_downloads_the_same_bytes(demo, live_server, 
 
 
 def test_executable_is_refused_with_the_reason_beside_the_field(demo, live_server, phone, visit):
-    """Uploading a .exe answers 422 with 不支持的文件类型 beside the upload field, and nothing is listed."""
+    """Uploading a .exe leads back to the task page with 不支持的文件类型 beside the upload field, and nothing
+    is listed."""
     page = phone()
     open_leave_form(page, live_server)
-    assert upload(page, "setup.exe", b"MZ\x90\x00" + b"\x00" * 100, "application/octet-stream") == 422
+    assert upload(page, "setup.exe", b"MZ\x90\x00" + b"\x00" * 100, "application/octet-stream") == 302
     expect(page.locator("#file-error")).to_contain_text("不支持的文件类型")
     expect(page.locator("#attachment-file")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#attachments a.item")).to_have_count(0)
@@ -62,12 +64,12 @@ def test_executable_is_refused_with_the_reason_beside_the_field(demo, live_serve
 
 
 def test_file_over_the_limit_is_refused_and_not_listed(demo, live_server, phone, visit):
-    """A 300 KB PDF (the test limit is 256 KB) answers 413 with 文件过大 and the limit in words, and nothing
-    is listed."""
+    """A 300 KB PDF (the test limit is 256 KB) leads back to the task page with 文件过大 and the limit in
+    words, and nothing is listed."""
     page = phone()
     open_leave_form(page, live_server)
     big = PDF + b"0" * (300 * 1024)
-    assert upload(page, "扫描件.pdf", big, "application/pdf") == 413
+    assert upload(page, "扫描件.pdf", big, "application/pdf") == 302
     expect(page.locator("#file-error")).to_have_text("文件过大，单个附件不能超过 256 KB")
     expect(page.locator("#attachments a.item")).to_have_count(0)
     expect(page.locator("#attachments")).to_contain_text("暂无附件")
@@ -107,3 +109,66 @@ def test_file_field_of_a_schema_points_to_the_attachments_card():
                                                "scan": {"type": "string", "title": "扫描件"}}}
     fields = forms.build_fields(schema, {"scan": {"ui:widget": "file"}}, {}, {})
     assert [(f.name, f.widget) for f in fields] == [("proof", "file"), ("scan", "file")]
+
+
+def test_upload_keeps_what_was_typed_in_the_form(demo, live_server, phone):
+    """Text typed into the task form is still there after uploading a file: the upload saves it as the draft."""
+    page = phone()
+    open_leave_form(page, live_server)
+    page.fill("#f-reason", "发烧就医，需要休息。")
+    page.fill("#f-days", "2")
+    assert upload(page, "病历证明.pdf", PDF, "application/pdf") == 302
+    expect(page.locator("#attachments a.item", has_text="病历证明.pdf")).to_be_visible()
+    expect(page.locator("#f-reason")).to_have_value("发烧就医，需要休息。")
+    expect(page.locator("#f-days")).to_have_value("2")
+
+
+def test_refused_upload_lands_on_the_task_page_with_text_kept(demo, live_server, phone):
+    """A refused upload leaves the browser on /tasks/<id> (not the POST-only upload URL), the reason beside the
+    field and the typed text kept; switching to English then shows the task page, not 405."""
+    page = phone()
+    open_leave_form(page, live_server)
+    page.fill("#f-reason", "陪护家人。")
+    assert upload(page, "setup.exe", b"MZ" + b"\x00" * 100, "application/octet-stream") == 302
+    assert re.search(r"/tasks/\d+#attachments$", page.url), page.url
+    expect(page.locator("#file-error")).to_contain_text("不支持的文件类型")
+    expect(page.locator("#f-reason")).to_have_value("陪护家人。")
+    page.click("header a.lang")
+    expect(page.locator("h1")).to_have_text("填写请假单")  # the step's name is the diagram's
+    expect(page.locator("nav.tabs")).to_contain_text("To do")
+    expect(page.locator("#file-error")).to_have_count(0)  # shown once, where it happened
+    expect(page.locator("#f-reason")).to_have_value("陪护家人。")
+
+
+def test_comment_keeps_what_was_typed_in_the_form(demo, live_server, phone):
+    """Posting a comment on one's own task keeps the text typed into the task form."""
+    page = phone()
+    open_leave_form(page, live_server)
+    page.fill("#f-reason", "参加培训。")
+    page.fill("#comment-body", "培训通知稍后上传。")
+    page.click("button[value=comment]")
+    expect(page.locator("#comments .comment")).to_contain_text("培训通知稍后上传。")
+    expect(page.locator("#f-reason")).to_have_value("参加培训。")
+
+
+def test_empty_comment_lands_on_the_task_page_with_text_kept(demo, live_server, phone):
+    """An empty comment leads back to /tasks/<id> with the message beside the comment box and the typed form
+    text kept."""
+    page = phone()
+    open_leave_form(page, live_server)
+    page.fill("#f-reason", "参加培训。")
+    with page.expect_response(re.compile(r"/tasks/\d+$")) as posted:
+        page.click("button[value=comment]")
+    assert posted.value.status == 302
+    assert re.search(r"/tasks/\d+#comments$", page.url), page.url
+    expect(page.locator("#body-error")).to_have_text("评论内容不能为空")
+    expect(page.locator("#f-reason")).to_have_value("参加培训。")
+
+
+def test_method_not_allowed_page_is_translated(app, demo):
+    """The 405 page's message goes through the translations: English when English is chosen."""
+    client = app.test_client()
+    assert "不支持此请求方法" in client.get("/logout").get_data(as_text=True)
+    refresh()  # the test's shared app context caches the locale between requests; a server's does not
+    body = client.get("/logout?lang=en").get_data(as_text=True)
+    assert "This request method is not supported here" in body and "不支持此请求方法" not in body
