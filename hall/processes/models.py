@@ -124,3 +124,15 @@ class Timer(db.Model):
     engine_task_id: Mapped[str] = mapped_column(sa.String(36))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StartRequest(db.Model):
+    """A start form's one-time token (the catalogue's 发起): the first POST of the form starts an instance and
+    records it here; a second POST of the same form (a double tap, a resend) finds that instance instead."""
+
+    __tablename__ = "start_requests"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    token: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    instance_id: Mapped[int | None] = mapped_column(sa.ForeignKey("process_instances.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -28,7 +28,7 @@ from hall.errors import BadRequest, Conflict, Forbidden, HallError, Invalid, Not
 from hall.extensions import db
 from hall.org.models import OrgUnit
 from hall.processes import registry
-from hall.processes.models import InstanceEvent, ProcessDefinition, ProcessInstance, ProcessVersion, Timer
+from hall.processes.models import InstanceEvent, ProcessDefinition, ProcessInstance, ProcessVersion, StartRequest, Timer
 from hall.tasks.assignment import AssignmentResolver
 from hall.tasks.models import HumanTask, TaskCandidate
 from hall.transactions import commit_keeping_loaded
@@ -241,6 +241,38 @@ def start_instance(key: str, user: User, data: dict | None = None, org_unit_id: 
     apply_outcome(instance, process, outcome, events, expected_version=None)
     if commit:
         commit_keeping_loaded()
+    return instance
+
+
+START_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def start_instance_once(key: str, user: User, token: str) -> ProcessInstance:
+    """Start from a start form carrying a one-time *token*: the first POST of the form starts the instance,
+    a second one (a double tap, a resend) returns the instance the first started while it still runs.
+
+    The token's row and the instance are written in one transaction: a concurrent second POST waits on the
+    row's key until the first commits, then finds its instance."""
+    if not START_TOKEN.fullmatch(token or ""):
+        raise BadRequest("发起表单已失效，请刷新页面后重试")
+    row = StartRequest(user_id=user.id, token=token)
+    db.session.add(row)
+    try:
+        db.session.flush()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        row = db.session.get(StartRequest, (user.id, token))
+        instance = db.session.get(ProcessInstance, row.instance_id) if row and row.instance_id else None
+        if instance is not None and instance.state in ("running", "suspended"):
+            return instance
+        # The first one was withdrawn (放弃申请) or has ended: this tap starts a new application.
+        if row is None:
+            row = StartRequest(user_id=user.id, token=token)
+            db.session.add(row)
+    instance = start_instance(key, user, commit=False)
+    db.session.flush()
+    row.instance_id = instance.id
+    commit_keeping_loaded()
     return instance
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import secrets
 from datetime import UTC, datetime
 from itertools import groupby
 from urllib.parse import urlparse
@@ -60,6 +61,7 @@ def _template_helpers(state):
     # Globals rather than context, so that imported macros see them too.
     state.app.jinja_env.globals.update(csrf_token=csrf_token, local_time=local_time, file_size=file_size,
                                        is_overdue=is_overdue, lane_labels=lane_labels,
+                                       start_token=lambda: secrets.token_urlsafe(24),
                                        state_label=lambda s: str(STATE_LABELS.get(s, s)))
 
 
@@ -157,9 +159,12 @@ def services():
 @bp.route("/services/<key>/start", methods=["POST"])
 @login_required
 def start(key):
-    """Start an instance; when its first step is the starter's own form, go straight to it."""
+    """Start an instance; when its first step is the starter's own form, go straight to it. The form's
+    one-time token makes a second POST of it (a double tap) open the instance the first one started."""
+    token = request.form.get("start_token")
     try:
-        instance = processes.start_instance(key, current_user)
+        instance = (processes.start_instance_once(key, current_user, token) if token is not None
+                    else processes.start_instance(key, current_user))
     except Conflict as err:  # e.g. the process was disabled after the catalogue was shown
         db.session.rollback()
         flash(err.message, "error")
@@ -223,12 +228,16 @@ def _render_task(task, values=None, errors=None, action_errors=None, status=200,
     field_names = {f.name for f in fields} | {c.name for f in fields for row in f.rows for c in row}
     loose = {k: v for k, v in (errors or {}).items() if k not in field_names}  # errors with no field here
     can_return = can_act and tasks.can_return(task)
+    earlier = _earlier_steps(task.instance, exclude_id=task.id)
+    # 放弃申请: the starter's own first form, before anything was submitted, can be withdrawn from here.
+    can_abandon = (can_act and task.kind == "user" and not earlier and task.instance.state == "running"
+                   and task.instance.starter_id == current_user.id)
     # 同意 when submitting means "approve" (the step can be returned and its form holds no decision field).
     approve = can_return and _return_variable(task) not in field_names
     return render_template(
         "task.html", task=task, instance=task.instance, schema=schema, fields=fields, can_act=can_act,
         can_return=can_return, approve=approve, loose_errors=loose, action_errors=action_errors or {},
-        earlier=_earlier_steps(task.instance, exclude_id=task.id), comments=tasks.list_comments(task),
+        earlier=earlier, can_abandon=can_abandon, comments=tasks.list_comments(task),
         submitted=forms.readable(schema, task.submitted, ui_schema, _return_choice(task))
         if task.state == "completed" else [],
         attachments=tasks.list_attachments(task), upload_errors=upload_errors or [],

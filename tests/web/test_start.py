@@ -1,0 +1,97 @@
+"""Starting a service from the catalogue: one instance per start form, and an untouched application can be
+discarded from its first step."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from playwright.sync_api import expect
+
+from hall.extensions import db
+from hall.processes.models import ProcessInstance
+from tests.web.test_pages import sign_in
+
+
+def _instances_of(username: str) -> list[tuple[int, str]]:
+    from hall.accounts.models import User
+
+    db.session.rollback()  # see what the server committed
+    return db.session.execute(sa.select(ProcessInstance.id, ProcessInstance.state).join(
+        User, User.id == ProcessInstance.starter_id).where(User.username == username)).all()
+
+
+def test_second_post_of_one_start_form_opens_the_first_instance(demo, live_server, phone):
+    """Posting the same 发起 form twice starts one instance; the second POST leads to the first one's task."""
+    page = phone()
+    sign_in(page, live_server, "t1002")
+    page.goto(live_server + "/services")
+    form = page.locator("form:has(button[aria-label='发起请假申请'])")
+    fields = {name: form.locator(f"input[name={name}]").get_attribute("value") for name in ("_csrf", "start_token")}
+    first = page.request.post(live_server + "/services/leave_request/start", form=fields, max_redirects=0)
+    second = page.request.post(live_server + "/services/leave_request/start", form=fields, max_redirects=0)
+    assert first.status == second.status == 302
+    assert re.search(r"/tasks/\d+$", first.headers["location"])
+    assert second.headers["location"] == first.headers["location"]
+    assert len(_instances_of("t1002")) == 1
+
+
+def test_each_start_form_starts_its_own_instance(demo, live_server, phone):
+    """Two 发起 taps from freshly loaded catalogue pages start two applications (the token is per form)."""
+    page = phone()
+    sign_in(page, live_server, "t1002")
+    for _ in range(2):
+        page.goto(live_server + "/services")
+        page.click("button[aria-label='发起请假申请']")
+        expect(page.locator("h1")).to_have_text("填写请假单")
+    assert len(_instances_of("t1002")) == 2
+
+
+def test_start_form_with_a_malformed_token_is_refused(demo, live_server, phone):
+    """A start form whose token is not one the page could have issued answers 400 and starts nothing."""
+    page = phone()
+    sign_in(page, live_server, "t1002")
+    page.goto(live_server + "/services")
+    csrf = page.locator("input[name=_csrf]").first.get_attribute("value")
+    answer = page.request.post(live_server + "/services/leave_request/start",
+                               form={"_csrf": csrf, "start_token": "x"}, max_redirects=0)
+    assert answer.status == 400
+    assert _instances_of("t1002") == []
+
+
+def test_starter_discards_an_untouched_application_from_its_form(demo, live_server, phone):
+    """放弃申请 on the starter's first, never-submitted form withdraws the application after a confirmation:
+    it leaves 待办 and is no longer running."""
+    page = phone()
+    sign_in(page, live_server, "t1002")
+    page.goto(live_server + "/services")
+    page.click("button[aria-label='发起请假申请']")
+    expect(page.locator("h1")).to_have_text("填写请假单")
+    page.click("summary:has-text('放弃申请')")
+    page.click("button:has-text('确认放弃')")
+    expect(page.locator(".flash")).to_contain_text("申请已撤销")
+    expect(page.locator("h1")).to_have_text("办事服务")
+    assert [state for _, state in _instances_of("t1002")] == ["terminated"]
+    page.goto(live_server + "/tasks")
+    expect(page.locator(".list")).to_contain_text("暂无待办")
+
+
+def test_no_discard_once_the_application_went_on(demo, live_server, phone):
+    """The head's approval task offers no 放弃申请 (it is not the head's application)."""
+    teacher = phone()
+    sign_in(teacher, live_server, "t1001")
+    teacher.goto(live_server + "/services")
+    teacher.click("button[aria-label='发起请假申请']")
+    teacher.select_option("#f-leave_type", "事假")
+    teacher.fill("#f-start_date", "2026-12-07")
+    teacher.fill("#f-end_date", "2026-12-07")
+    teacher.fill("#f-days", "1")
+    teacher.fill("#f-reason", "家中有事。")
+    teacher.click("button[value=submit]")
+    expect(teacher.locator("[data-state]")).to_have_attribute("data-state", "running")
+    head = phone()
+    sign_in(head, live_server, "h2001")
+    head.goto(live_server + "/tasks")
+    head.click("a.item:has-text('部门负责人审批')")
+    expect(head.locator("h1")).to_have_text("部门负责人审批")
+    expect(head.locator("summary:has-text('放弃申请')")).to_have_count(0)
