@@ -217,6 +217,24 @@ def _earlier_steps(instance, exclude_id: int | None = None) -> list[dict]:
     return steps
 
 
+def _return_of(task) -> dict | None:
+    """When the task was created by a 退回 (the step before it in the history is a return), who returned it,
+    when and why; otherwise None."""
+    history = processes.instance_history(task.instance)
+    created = next((i for i, e in enumerate(history) if e.kind == "task_created" and e.task_id == task.id), None)
+    if created is None:
+        return None
+    cause = next((e for e in reversed(history[:created]) if e.kind in ("task_completed", "returned")), None)
+    if cause is None or cause.kind != "returned":
+        return None
+    return {"by": cause.actor.name if cause.actor else "", "at": cause.at,
+            "reason": (cause.data or {}).get("return_reason", "")}
+
+
+# The field each side action's message belongs to, for the summary at the top of the page.
+ACTION_FIELDS = {"reason": "reason", "username": "transfer-to", "signer": "signer", "body": "comment-body"}
+
+
 def _render_task(task, values=None, errors=None, action_errors=None, status=200, upload_errors=None):
     schema, ui_schema = tasks.form_of(task)
     can_act = task.state == "ready" and tasks.may_act(task, current_user)
@@ -237,7 +255,8 @@ def _render_task(task, values=None, errors=None, action_errors=None, status=200,
     return render_template(
         "task.html", task=task, instance=task.instance, schema=schema, fields=fields, can_act=can_act,
         can_return=can_return, approve=approve, loose_errors=loose, action_errors=action_errors or {},
-        earlier=earlier, can_abandon=can_abandon, comments=tasks.list_comments(task),
+        earlier=earlier, can_abandon=can_abandon, returned=_return_of(task) if can_act else None,
+        action_fields=ACTION_FIELDS, comments=tasks.list_comments(task),
         submitted=forms.readable(schema, task.submitted, ui_schema, _return_choice(task))
         if task.state == "completed" else [],
         attachments=tasks.list_attachments(task), upload_errors=upload_errors or [],
