@@ -98,6 +98,7 @@ RULES: dict[str, Rule] = {
     # -- sign-in, sign-on, assets, API docs
     "static": PUBLIC,
     "web.login": PUBLIC,
+    "web.favicon": PUBLIC,
     "web.logout": PUBLIC,
     "auth.login": PUBLIC,
     "auth.logout": PUBLIC,

@@ -126,7 +126,14 @@ def login():
         else:
             security.start_session(user, method="password")  # a new session with a fresh CSRF token
             return redirect(_safe_next(request.args.get("next")))
-    return render_template("login.html", error=error), status
+    # A refused sign-in keeps the username typed (the password is asked again).
+    return render_template("login.html", error=error, username=request.form.get("username", "")[:100]), status
+
+
+@bp.route("/favicon.ico")
+def favicon():
+    """Browsers and tools that ask for /favicon.ico get the hall's icon from static."""
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
 
 
 @bp.route("/logout", methods=["POST"])
@@ -188,6 +195,9 @@ def task_list():
     sort = "due" if view == "open" and request.args.get("sort") == "due" else "created"
     page = page_arg()
     items, total = tasks.inbox(current_user, view, page=page, page_size=PAGE_SIZE, sort=sort)
+    if page > 1 and not items and total:  # past the last page: go to the last one
+        last = -(-total // PAGE_SIZE)
+        return redirect(url_for("web.task_list", view=view, sort=(sort if sort == "due" else None), page=last))
     return render_template("tasks.html", items=items, total=total, view=view, page=page, sort=sort,
                            pages=max(1, -(-total // PAGE_SIZE)))
 
@@ -198,6 +208,8 @@ def mine():
     page = page_arg()
     items, total = processes.list_instances(current_user, starter=current_user.username, page=page,
                                             page_size=PAGE_SIZE)
+    if page > 1 and not items and total:  # past the last page: go to the last one
+        return redirect(url_for("web.mine", page=-(-total // PAGE_SIZE)))
     outcomes = processes.outcome_labels([i.id for i in items if i.state == "completed"])
     return render_template("mine.html", items=items, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
                            withdrawable={i.id for i in items if processes.may_withdraw(i)}, outcomes=outcomes)
