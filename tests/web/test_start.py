@@ -95,3 +95,43 @@ def test_no_discard_once_the_application_went_on(demo, live_server, phone):
     head.click("a.item:has-text('部门负责人审批')")
     expect(head.locator("h1")).to_have_text("部门负责人审批")
     expect(head.locator("summary:has-text('放弃申请')")).to_have_count(0)
+
+
+def test_simultaneous_posts_of_one_start_form_start_one_instance(app, api):
+    """Ten POSTs of the same start form released at once: one instance, and every answer leads to its task
+    (never a 500)."""
+    import threading
+
+    from tests.conftest import bpmn_sequence
+
+    with app.app_context():
+        from hall.org.demo import load_demo_organisation
+        from hall.processes import services
+
+        load_demo_organisation()
+        services.deploy({"race.bpmn": bpmn_sequence("race", 2)}, {})
+        db.session.remove()
+    api.login("t1001")
+    cookie = api.client.get_cookie("session")
+    form = {"_csrf": api.csrf, "start_token": "same-form-token-0123456789"}
+    barrier, lock, answers = threading.Barrier(10), threading.Lock(), []
+
+    def post():
+        client = app.test_client()
+        client.set_cookie("session", cookie.value)
+        barrier.wait(timeout=60)
+        answer = client.post("/services/race/start", data=form)
+        with lock:
+            answers.append((answer.status_code, answer.headers.get("Location")))
+
+    threads = [threading.Thread(target=post) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert {status for status, _ in answers} == {302}, answers
+    assert len({location for _, location in answers}) == 1, answers
+    with app.app_context():
+        assert len(_instances_of("t1001")) == 1
+        db.session.remove()
