@@ -63,17 +63,40 @@ def test_executable_is_refused_with_the_reason_beside_the_field(demo, live_serve
     visit.check(page, "attachment-wrong-type")
 
 
-def test_file_over_the_limit_is_refused_and_not_listed(demo, live_server, phone, visit):
-    """A 300 KB PDF (the test limit is 256 KB) leads back to the task page with 文件过大 and the limit in
-    words, and nothing is listed."""
+def test_file_over_the_limit_is_refused_in_the_page_with_text_kept(demo, live_server, phone, visit):
+    """A 300 KB PDF (the test limit is 256 KB) is refused by the page before anything is sent: 文件过大 and
+    the limit in words beside the field, the typed text still there, nothing listed."""
     page = phone()
     open_leave_form(page, live_server)
+    page.fill("#f-reason", "扫描件较大。")
+    sent = []
+    page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/attachments") else None)
     big = PDF + b"0" * (300 * 1024)
-    assert upload(page, "扫描件.pdf", big, "application/pdf") == 302
+    page.set_input_files("#attachment-file", files=[{"name": "扫描件.pdf", "mimeType": "application/pdf",
+                                                     "buffer": big}])
+    page.click("button:has-text('上传')")
     expect(page.locator("#file-error")).to_have_text("文件过大，单个附件不能超过 256 KB")
-    expect(page.locator("#attachments a.item")).to_have_count(0)
+    expect(page.locator("#attachment-file")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#f-reason")).to_have_value("扫描件较大。")
     expect(page.locator("#attachments")).to_contain_text("暂无附件")
+    assert sent == []
     visit.check(page, "attachment-too-large")
+
+
+def test_file_over_the_limit_sent_anyway_is_refused_by_the_server(demo, api):
+    """A 300 KB file that reaches the server (no script) is refused: back to the task page with 文件过大
+    beside the field, nothing stored."""
+    import io
+
+    api.login("t1001")
+    api.post("process-instances", {"definition": "leave_request"})
+    task = api.get("tasks?view=mine").get_json()["items"][0]
+    answer = api.client.post(f"/tasks/{task['id']}/attachments", content_type="multipart/form-data", data={
+        "_csrf": api.csrf, "file": (io.BytesIO(PDF + b"0" * (300 * 1024)), "扫描件.pdf")})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(f"/tasks/{task['id']}#attachments")
+    body = api.client.get(f"/tasks/{task['id']}").get_data(as_text=True)
+    assert "文件过大，单个附件不能超过 256 KB" in body and 'id="file-error"' in body
+    assert api.get(f"tasks/{task['id']}/attachments").get_json() == []
 
 
 def test_head_sees_the_applicants_attachment_on_the_approval_page(demo, live_server, phone):
