@@ -261,7 +261,7 @@ def _render_task(task, values=None, errors=None, action_errors=None, status=200,
     earlier = _earlier_steps(task.instance, exclude_id=task.id)
     # 放弃申请: the starter's own first form, before anything was submitted, can be withdrawn from here.
     can_abandon = (can_act and task.kind == "user" and not earlier and task.instance.state == "running"
-                   and task.instance.starter_id == current_user.id)
+                   and task.instance.starter_id == current_user.id and processes.may_withdraw(task.instance))
     # 同意 when submitting means "approve" (the step can be returned and its form holds no decision field).
     approve = can_return and _return_variable(task) not in field_names
     return render_template(

@@ -135,3 +135,29 @@ def test_simultaneous_posts_of_one_start_form_start_one_instance(app, api):
     with app.app_context():
         assert len(_instances_of("t1001")) == 1
         db.session.remove()
+
+
+def test_no_discard_on_a_process_started_on_someones_behalf(app, ctx, deploy_bpmn, api):
+    """A process outside the catalogue (started for a person, e.g. warning handling) offers no 放弃申请 on its
+    first step; a catalogue one does."""
+    from hall.accounts.models import User
+    from hall.org.demo import load_demo_organisation
+    from hall.processes import services
+    from tests.conftest import bpmn_sequence
+
+    load_demo_organisation()
+    hidden = bpmn_sequence("on_behalf", 2).replace(
+        b'isExecutable="true">', b'isExecutable="true"><bpmn:extensionElements><spiffworkflow:properties>'
+        b'<spiffworkflow:property name="inCatalogue" value="false"/></spiffworkflow:properties>'
+        b'</bpmn:extensionElements>')
+    deploy_bpmn(hidden, {}, "on_behalf.bpmn")
+    deploy_bpmn(bpmn_sequence("in_catalogue", 2), {}, "in_catalogue.bpmn")
+    teacher = db.session.scalar(sa.select(User).where(User.username == "t1001"))
+    first = {}
+    for key in ("on_behalf", "in_catalogue"):
+        instance = services.start_instance(key, teacher, check_startable=False)
+        first[key] = next(t.id for t in services.instance_tasks(instance) if t.state == "ready")
+    db.session.commit()
+    api.login("t1001")
+    assert "放弃申请" not in api.client.get(f"/tasks/{first['on_behalf']}").get_data(as_text=True)
+    assert "放弃申请" in api.client.get(f"/tasks/{first['in_catalogue']}").get_data(as_text=True)
