@@ -276,6 +276,19 @@ def start_instance_once(key: str, user: User, token: str) -> ProcessInstance:
     return instance
 
 
+# How long a start form's token is remembered: a double tap or a resend comes within seconds; a page left
+# open for a day and sent again simply starts a new application.
+START_TOKEN_DAYS = 1
+
+
+def forget_start_requests(now: datetime | None = None) -> int:
+    """Delete start tokens older than START_TOKEN_DAYS (a periodic job), so the table stays small."""
+    cutoff = (now or utcnow()) - timedelta(days=START_TOKEN_DAYS)
+    deleted = db.session.execute(sa.delete(StartRequest).where(StartRequest.created_at < cutoff)).rowcount
+    db.session.commit()
+    return deleted
+
+
 class CoreRow:
     """A row read or written with Core rather than loaded as an ORM object, holding the attributes the API
     schemas read under the models' names; the people it names are looked up when asked (the signed-in user

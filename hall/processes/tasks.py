@@ -12,3 +12,14 @@ def fire_due_timers_job() -> int:
     from hall.processes.services import fire_due_timers
 
     return fire_due_timers()
+
+
+PERIODIC["forget-start-requests"] = ("hall.forget_start_requests", 3600)
+
+
+@celery.task(name="hall.forget_start_requests")
+def forget_start_requests_job() -> int:
+    """Drop start-form tokens older than a day; returns how many went."""
+    from hall.processes.services import forget_start_requests
+
+    return forget_start_requests()

@@ -161,3 +161,30 @@ def test_no_discard_on_a_process_started_on_someones_behalf(app, ctx, deploy_bpm
     api.login("t1001")
     assert "放弃申请" not in api.client.get(f"/tasks/{first['on_behalf']}").get_data(as_text=True)
     assert "放弃申请" in api.client.get(f"/tasks/{first['in_catalogue']}").get_data(as_text=True)
+
+
+def test_start_tokens_older_than_a_day_are_forgotten(app, ctx, deploy_bpmn):
+    """The periodic job drops start-form tokens older than a day and keeps the fresh ones, so the table stays
+    small; a resend of a forgotten form just starts a new application."""
+    from datetime import timedelta
+
+    from hall.db_types import utcnow
+    from hall.jobs import PERIODIC
+    from hall.org.demo import load_demo_organisation
+    from hall.processes import services
+    from hall.processes.models import StartRequest
+    from tests.conftest import bpmn_sequence
+
+    load_demo_organisation()
+    deploy_bpmn(bpmn_sequence("tokens", 1))
+    from hall.accounts.models import User
+
+    teacher = db.session.scalar(sa.select(User).where(User.username == "t1001"))
+    services.start_instance_once("tokens", teacher, "old-form-token-0123456789")
+    services.start_instance_once("tokens", teacher, "new-form-token-0123456789")
+    db.session.execute(sa.update(StartRequest).where(StartRequest.token.startswith("old-"))
+                       .values(created_at=utcnow() - timedelta(days=1, minutes=1)))
+    db.session.commit()
+    assert PERIODIC["forget-start-requests"][0] == "hall.forget_start_requests"
+    assert services.forget_start_requests() == 1
+    assert db.session.scalars(sa.select(StartRequest.token)).all() == ["new-form-token-0123456789"]
