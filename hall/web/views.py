@@ -350,6 +350,7 @@ def task_action(task_id):
             flash(_("已转办"), "ok")
             return redirect(url_for("web.task_list"))
         elif action == "add_signer":
+            _keep_typed_form(task)  # the 加签 button sends the task form: what was typed waits with the task
             tasks.add_signer(task.id, current_user, request.form.get("signer", "").strip())
             flash(_("已加签，待加签人处理后再提交"), "ok")
         elif action == "comment":

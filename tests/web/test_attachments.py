@@ -195,3 +195,26 @@ def test_method_not_allowed_page_is_translated(app, demo):
     refresh()  # the test's shared app context caches the locale between requests; a server's does not
     body = client.get("/logout?lang=en").get_data(as_text=True)
     assert "This request method is not supported here" in body and "不支持此请求方法" not in body
+
+
+def test_add_signer_keeps_what_was_typed_in_the_form(demo, live_server, phone):
+    """加签 sends the task form along: the task waits for the signer with the typed text saved as its draft."""
+    import sqlalchemy as sa
+
+    from hall.extensions import db
+    from hall.tasks.models import HumanTask
+
+    page = phone()
+    open_leave_form(page, live_server)
+    task_id = int(re.search(r"/tasks/(\d+)", page.url).group(1))
+    page.fill("#f-reason", "外出调研两天。")
+    page.click("summary:has-text('加签')")
+    page.fill("#signer", "t1002")
+    with page.expect_response(re.compile(r"/tasks/\d+$")) as posted:
+        page.click("button[value=add_signer]")
+    assert posted.value.status == 302
+    expect(page.locator(".flash")).to_contain_text("已加签")
+    db.session.rollback()
+    task = db.session.scalar(sa.select(HumanTask).where(HumanTask.id == task_id))
+    assert task.state == "blocked"
+    assert task.draft["reason"] == "外出调研两天。"
