@@ -189,6 +189,22 @@ def test_the_small_loop_from_measurement_to_closed_warning(api, org):
     assert closed.state == "closed" and closed.closed_at is not None
 
 
+def test_review_form_opens_with_its_only_choice_chosen(api, org):
+    """审核确认 has one choice (同意; a change is asked for with 退回): the page opens with it checked, so the
+    reviewer is not made to tick the only option before submitting."""
+    import re
+
+    make_subject(), make_point()
+    api.login("q4001")
+    _push(api, 19)
+    api.login("t1001")
+    _complete(api, {"cause": "专任教师退休三人，招聘未到位", "cause_kind": "资源不足"})
+    _complete(api, {"measures": "引进两名专任教师", "deadline": "2026-03-01"})
+    api.login("h2001")
+    html = api.client.get(f"/tasks/{_my_task(api)['id']}").get_data(as_text=True)
+    assert re.search(r'name="review_decision" value="approve"\s+checked', html), html
+
+
 def test_handled_warning_stays_handled_while_data_is_still_bad(api, org):
     """A handled warning does not close when the next period is still below the standard."""
     make_subject(), make_point()
