@@ -210,6 +210,17 @@ def test_a_finished_leave_shows_its_result_in_the_header_the_list_and_the_messag
     assert any(m.body.endswith("已办结，结果：不同意。") for m in done)
 
 
+def test_the_api_gives_a_finished_instances_result(api, demo):
+    """GET /process-instances/{id} carries the result as {value, label} once the leave is decided, null before."""
+    started = start(api, "leave_request")["id"]
+    complete(api, "t1001", "fill_form", LEAVE)
+    api.login("t1001")
+    assert api.get(f"process-instances/{started}").get_json()["outcome"] is None
+    complete(api, "h2001", "head_approve", {"decision": "reject", "opinion": "期末考试周，不宜请假。"})
+    api.login("t1001")
+    assert api.get(f"process-instances/{started}").get_json()["outcome"] == {"value": "reject", "label": "不同意"}
+
+
 def test_a_leave_decided_by_hr_shows_hrs_decision(api, demo):
     """A long leave the head approves and 人事处 rejects ends 不同意 (the later decision wins)."""
     started = start(api, "leave_request")["id"]

@@ -3,6 +3,7 @@
 from marshmallow import Schema, validate
 
 from hall import fields
+from hall.processes.services import outcome_in
 
 STATES = ("running", "suspended", "completed", "terminated", "error")
 
@@ -100,7 +101,14 @@ class InstanceTaskSchema(Schema):
     submitted = fields.Raw(allow_none=True)
 
 
+def _outcome(instance) -> dict | None:
+    found = outcome_in(instance.history)
+    return {"value": found["outcome"], "label": found["outcome_label"]} if found else None
+
+
 class InstanceDetailSchema(InstanceSummarySchema):
+    # A finished instance's result, where its diagram names one (outcomeVariable / outcomeLabels).
+    outcome = fields.Function(_outcome, metadata={"description": "{value, label}, e.g. reject / 不同意; or null"})
     completed_elements = fields.List(fields.String())
     history = fields.List(fields.Nested(EventSchema))
     tasks = fields.List(fields.Nested(InstanceTaskSchema))

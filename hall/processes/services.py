@@ -888,6 +888,12 @@ def outcome_of(metadata: dict, data: dict) -> dict | None:
     return {"outcome": value, "outcome_label": labels.get(text, text).strip()}
 
 
+def outcome_in(history) -> dict | None:
+    """The result kept in an instance's `completed` event ({"outcome", "outcome_label"}), if it has one."""
+    return next((e.data for e in history if e.kind == "completed" and isinstance(e.data, dict)
+                 and e.data.get("outcome_label")), None)
+
+
 def outcome_labels(instance_ids: list[int]) -> dict[int, str]:
     """The outcome labels of those of the instances that finished with one (see outcome_of), in one query."""
     if not instance_ids:

@@ -475,8 +475,7 @@ def instance(instance_id):
     return render_template(
         "instance.html", instance=inst, timeline=timeline, open_tasks=open_tasks,
         state_text=_("已撤销") if withdrawn else str(STATE_LABELS.get(inst.state, inst.state)),
-        outcome=next((e.data["outcome_label"] for e in history
-                      if e.kind == "completed" and isinstance(e.data, dict) and e.data.get("outcome_label")), None),
+        outcome=(processes.outcome_in(history) or {}).get("outcome_label"),
         steps=_earlier_steps(inst), is_starter=inst.starter_id == current_user.id,
         may_withdraw=processes.may_withdraw(inst),
         my_task=next((t for t in open_tasks if tasks.may_act(t, current_user)), None),
