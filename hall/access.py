@@ -251,7 +251,7 @@ def head_unit_ids(user) -> list[int]:
 
 
 def visible_to_roles(value: str | None) -> list[str]:
-    """The role codes of a process-level `visibleTo` property ("quality_office, supervisor")."""
+    """The role codes of a process-level role list (`visibleTo`, `startableBy`: "quality_office, supervisor")."""
     return [r.strip() for r in (value or "").split(",") if r.strip()]
 
 

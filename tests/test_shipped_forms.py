@@ -161,6 +161,23 @@ def test_a_comparison_with_instance_data_is_skipped_without_that_data():
     assert refused.value.errors == {"n": ["数量不能超过7"]}
 
 
+def test_rules_written_wrongly_are_skipped_and_an_odd_message_falls_back():
+    """`x-compare` rules a form author wrote wrongly (a list as the field, daysBetween with one date) check
+    nothing instead of failing the submit with a 500; a message with unknown placeholders gives the default."""
+    from hall.errors import Invalid
+    from hall.tasks.services import validate_form
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "title": "数量"}, "d": {"type": "string"}},
+              "x-compare": [{"field": ["n"], "op": "<=", "value": {"field": "d"}},
+                            {"field": "n", "op": "<=", "value": {"daysBetween": ["d"]}},
+                            {"field": "n", "op": "<=", "value": {"field": ["d"]}},
+                            {"field": "n", "op": "<", "value": {"instance": "cap"}, "message": "{what}超了"}]}
+    validate_form(schema, {"n": 7, "d": "2026-12-01"})
+    with pytest.raises(Invalid) as refused:
+        validate_form(schema, {"n": 7, "d": "2026-12-01"}, {"cap": 7})
+    assert refused.value.errors == {"n": ["数量须小于7"]}
+
+
 # -- how a returned step reads -----------------------------------------------------------------------
 
 def test_a_returned_step_reads_in_chinese_on_the_task_and_instance_pages(api, demo):

@@ -62,11 +62,11 @@ def deploy(files: dict[str, bytes], forms: dict[str, dict], user: User | None = 
     if meta.get("expectedDays", "").isdigit():
         definition.expected_days = int(meta["expectedDays"])
     if "startableBy" in meta:
-        definition.startable_by = [r.strip() for r in meta["startableBy"].split(",") if r.strip()]
+        definition.startable_by = visible_to_roles(meta["startableBy"])
     if "visibleTo" in meta:
         definition.visible_to = visible_to_roles(meta["visibleTo"])
     if "inCatalogue" in meta:
-        definition.in_catalogue = meta["inCatalogue"].lower() not in ("false", "0", "no")
+        definition.in_catalogue = _in_catalogue(meta["inCatalogue"])
     db.session.flush()
     number = (db.session.scalar(
         sa.select(sa.func.max(ProcessVersion.number)).where(ProcessVersion.definition_id == definition.id)
@@ -95,6 +95,11 @@ def validate(files: dict[str, bytes], forms: dict[str, dict], main_file: str | N
             "warnings": _warnings(process), "publish": _publish_preview(process)}
 
 
+def _in_catalogue(value: str) -> bool:
+    """The process property `inCatalogue`: anything but false / 0 / no keeps the process in 办事."""
+    return value.lower() not in ("false", "0", "no")
+
+
 def _warnings(process: CompiledProcess) -> list[str]:
     """What deploys but is likely a mistake: a process nobody handles ends as soon as it starts."""
     warnings = []
@@ -113,9 +118,9 @@ def _publish_preview(process: CompiledProcess) -> dict:
                                    .where(ProcessVersion.definition_id == definition.id))
         same = db.session.scalar(sa.select(ProcessVersion.number).where(
             ProcessVersion.definition_id == definition.id, ProcessVersion.content_hash == process.content_hash))
-    in_catalogue = (meta["inCatalogue"].lower() not in ("false", "0", "no") if "inCatalogue" in meta
+    in_catalogue = (_in_catalogue(meta["inCatalogue"]) if "inCatalogue" in meta
                     else (definition.in_catalogue if definition is not None else True))
-    startable = ([r.strip() for r in meta["startableBy"].split(",") if r.strip()] if "startableBy" in meta
+    startable = (visible_to_roles(meta["startableBy"]) if "startableBy" in meta
                  else (list(definition.startable_by) if definition is not None else []))
     return {
         "key": process.key, "name": process.name,

@@ -68,15 +68,16 @@ def _title(schema: dict, name: str) -> str:
 
 def _limit(operand: dict, data: dict, schema: dict):
     """(limit value, its text for the message), or (None, '') when it cannot be had."""
-    if "field" in operand:
+    if isinstance(operand.get("field"), str):
         name = operand["field"]
         value = _comparable(data.get(name))
         return value, _title(schema, name)
-    if "instance" in operand:
+    if isinstance(operand.get("instance"), str):
         value = _comparable((INSTANCE_DATA.get() or {}).get(operand["instance"]))
         return value, str(value)
-    if "daysBetween" in operand:
-        first, last = (_comparable(data.get(name)) for name in operand["daysBetween"])
+    names = operand.get("daysBetween")
+    if isinstance(names, list) and len(names) == 2 and all(isinstance(n, str) for n in names):
+        first, last = (_comparable(data.get(name)) for name in names)
         if isinstance(first, date) and isinstance(last, date) and last >= first:
             days = (last - first).days + 1
             return days, f"{days} 天"
@@ -91,6 +92,8 @@ def compare(validator, rules, instance, schema):
         if not isinstance(rule, dict) or rule.get("op") not in _OPS or not isinstance(rule.get("value"), dict):
             continue
         name = rule.get("field")
+        if not isinstance(name, str):  # a rule written wrongly in a deployed form is skipped, not a 500
+            continue
         value = _comparable(instance.get(name))
         limit, limit_text = _limit(rule["value"], instance, schema)
         if value is None or limit is None or isinstance(value, date) != isinstance(limit, date):
@@ -98,8 +101,11 @@ def compare(validator, rules, instance, schema):
         holds, number_text, date_text = _OPS[rule["op"]]
         if holds(value, limit):
             continue
-        template = rule.get("message") or (date_text if isinstance(value, date) else number_text)
-        message = template.format(title=_title(schema, name), limit=limit_text)
+        default = date_text if isinstance(value, date) else number_text
+        try:
+            message = str(rule.get("message") or default).format(title=_title(schema, name), limit=limit_text)
+        except (KeyError, IndexError, ValueError):  # a message with other placeholders: the default one
+            message = default.format(title=_title(schema, name), limit=limit_text)
         yield ValidationError(message, path=[name])
 
 
