@@ -581,8 +581,10 @@ def main(argv: list[str] | None = None) -> int:
             result["load"] = (load_at_start, os.getloadavg()[0])
             runs.append(result)
             submit, start = (ms(statistics.median(result[key])) for key in ("submit", "start"))
+            ratio = statistics.median(result["submit"]) / statistics.median(result["spiff"])
             print(f"  {kind} run {number} done in {time.monotonic() - began:.0f} s: submit median {submit} ms, "
-                  f"start median {start} ms, load {result['load'][0]:.1f} → {result['load'][1]:.1f}",
+                  f"start median {start} ms, ratio {ratio:.2f}, {result['per_second']:.0f} submits/s, "
+                  f"RSS {result['rss_mb']:.1f} MB, load {result['load'][0]:.1f} → {result['load'][1]:.1f}",
                   file=sys.stderr, flush=True)
         # Other work on the machine only ever slows a run down, so the quickest run is the least disturbed one.
         results[kind] = min(runs, key=lambda r: statistics.median(r["submit"]))

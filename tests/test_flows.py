@@ -232,7 +232,9 @@ def test_seal_needs_both_parallel_reviews_before_stamping(api, demo, first, seco
 
     task = complete(api, "s3004", "stamp", {"stamped_copies": 2, "register_no": "YY-2026-001"})
     assert task["name"] == "印章管理员用印" and task["data"]["document_name"] == SEAL["document_name"]
-    assert instance(api, started["id"])["state"] == "completed"
+    final = instance(api, started["id"])
+    assert final["state"] == "completed"
+    assert final["outcome"] == {"value": "stamped", "label": "已用印"}
 
 
 def test_seal_not_approved_by_a_reviewer_is_not_stamped(api, demo):
@@ -243,6 +245,7 @@ def test_seal_not_approved_by_a_reviewer_is_not_stamped(api, demo):
     complete(api, "l3003", "legal_review", {"legal_approved": False, "legal_opinion": "违约条款需修改"})
     final = instance(api, started["id"])
     assert final["state"] == "completed" and "end_not_approved" in final["completed_elements"]
+    assert final["outcome"] == {"value": "not_approved", "label": "审核未通过"}
     assert open_tasks(api, "s3004") == []
 
 

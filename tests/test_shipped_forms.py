@@ -268,3 +268,21 @@ def test_a_missing_choice_asks_to_choose(api, demo):
     assert errors == {"leave_type": ["请选择请假类型"], "reason": ["请填写请假事由"]}
     complete(api, "t1001", "fill_form", LEAVE)
     assert submit(api, "h2001", "head_approve", {}).get_json()["errors"] == {"decision": ["请选择审批意见"]}
+
+
+# -- 转办 hands over what was typed ------------------------------------------------------------------
+
+def test_transfer_hands_over_what_was_typed(api, demo):
+    """h2001 types an opinion on the approval page and transfers it (转办) to h2002, who finds the text in
+    the form; a transfer to nobody re-renders the page with the message and the typed text."""
+    start(api, "leave_request")
+    complete(api, "t1001", "fill_form", LEAVE)
+    task = only_task(api, "h2001", "head_approve")
+    typed = {"opinion": "拟同意，请人事处备案", "version": str(task["version"]), "_csrf": api.csrf}
+    refused = api.client.post(f"/tasks/{task['id']}", data={**typed, "action": "transfer", "username": "nobody"})
+    assert refused.status_code == 422 and "拟同意，请人事处备案" in refused.get_data(as_text=True)
+    moved = api.client.post(f"/tasks/{task['id']}", data={**typed, "action": "transfer", "username": "h2002"})
+    assert moved.status_code == 302, moved.get_data(as_text=True)
+    handed = only_task(api, "h2002", "head_approve")
+    assert handed["id"] == task["id"]
+    assert "拟同意，请人事处备案" in api.client.get(f"/tasks/{task['id']}").get_data(as_text=True)

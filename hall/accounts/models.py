@@ -26,6 +26,7 @@ BUILTIN_ROLES = {
     "office": "党政办",
     "legal": "法律顾问",
     "seal_keeper": "印章管理员",
+    "counsellor": "辅导员",
 }
 
 

@@ -27,6 +27,7 @@ from hall.engine import serializer
 from hall.engine.sandbox import HallScriptEngine, ScriptRefused, _compile
 from hall.engine.services import OPERATORS
 from hall.engine.validation import (
+    SPIFF,
     DiagramRefused,
     Problem,
     check_call_activities,
@@ -157,8 +158,10 @@ def compile_process(files: dict[str, bytes], forms: dict[str, dict], max_bytes: 
 
     user_tasks: dict[str, UserTaskSpec] = {}
     problems = []
+    specs_by_id = {}
     for sp in [spec, *subprocess_specs.values()]:
         for task_spec in sp.task_specs.values():
+            specs_by_id.setdefault(task_spec.bpmn_id, task_spec)
             problems += _check_scripts(task_spec, main_file)
             if not getattr(task_spec, "manual", False) or task_spec.bpmn_id is None:
                 continue
@@ -172,6 +175,7 @@ def compile_process(files: dict[str, bytes], forms: dict[str, dict], max_bytes: 
                 element_id=task_spec.bpmn_id, name=task_spec.bpmn_name or task_spec.bpmn_id, lane=task_spec.lane,
                 form_key=form_key, ui_form_key=ui_key, properties=props, documentation=task_spec.documentation,
             )
+    problems += _unrun_scripts(roots, specs_by_id)
     for form_name, schema in forms.items():
         if form_name.endswith("uischema.json"):
             continue
@@ -223,6 +227,27 @@ def _check_scripts(task_spec, filename: str) -> list[Problem]:
             _compile(source.strip() if mode == "eval" else source, mode)
         except ScriptRefused as err:
             problems.append(Problem(filename, task_spec.bpmn_id or task_spec.name, str(err)))
+    return problems
+
+
+_PRE_POST = {"preScript": "prescript", "postScript": "postscript"}
+
+
+def _unrun_scripts(roots: dict, specs_by_id: dict) -> list[Problem]:
+    """A preScript or postScript the engine would never run (on an event, a gateway or a flow: SpiffWorkflow
+    runs them on tasks and subprocesses only) is refused, so that nobody relies on a script that is silently
+    ignored."""
+    problems = []
+    for name, root in roots.items():
+        for script in root.iter(*(f"{{{SPIFF}}}{tag}" for tag in _PRE_POST)):
+            owner = script.getparent().getparent() if script.getparent() is not None else None
+            if owner is None or not (script.text or "").strip():
+                continue
+            element_id = owner.get("id", "")
+            tag = script.tag.rsplit("}", 1)[-1]
+            if not getattr(specs_by_id.get(element_id), _PRE_POST[tag], None):
+                problems.append(Problem(name, element_id, f"此元素不运行 {tag}：前置/后置脚本只能写在任务或子流程上"
+                                                          f"（{tag} is only run on tasks and subprocesses）"))
     return problems
 
 

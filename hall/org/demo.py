@@ -42,6 +42,10 @@ PEOPLE = [
     ("s3004", "郑红", "dzb", [("seal_keeper", None)]),
     ("q4001", "钱程", "zlb", [("quality_office", None)]),
     ("d4002", "冯涛", "zlb", [("supervisor", None)]),
+    # 辅导员: a department's counsellors look after the students of all its classes.
+    ("c5001", "何静", "xxgc", [("counsellor", "xxgc")]),
+    ("c5002", "马超", "jdgc", [("counsellor", "jdgc")]),
+    ("c5003", "罗敏", "jjgl", [("counsellor", "jjgl")]),
     ("20240101", "林小雨", "xxgc-rj2401", [("student", "xxgc-rj2401")]),
 ]
 

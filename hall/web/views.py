@@ -307,8 +307,9 @@ def _take_errors(task_id: int) -> dict[str, list[str]]:
 
 
 def _keep_typed_form(task) -> None:
-    """Save what the task form holds as the draft when the request carries it (the upload and comment
-    buttons submit the task form), so that nothing typed is lost when the page reloads."""
+    """Save what the task form holds as the draft when the request carries it (the upload, comment, 加签
+    and 转办 buttons submit the task form), so that nothing typed is lost when the page reloads or the task
+    changes hands."""
     if "version" not in request.form or task.state != "ready" or not tasks.may_act(task, current_user):
         return
     schema, ui_schema = tasks.form_of(task)
@@ -346,6 +347,7 @@ def task_action(task_id):
             flash(_("已退回"), "ok")
             return redirect(url_for("web.instance", instance_id=task.instance_id))
         elif action == "transfer":
+            _keep_typed_form(task)  # what was typed waits in the form for the person it is handed to
             tasks.transfer_task(task.id, current_user, request.form.get("username", "").strip())
             flash(_("已转办"), "ok")
             return redirect(url_for("web.task_list"))

@@ -30,6 +30,21 @@ def script_process(script: str, pid: str = "scripted") -> bytes:
     )
 
 
+def prepost_process(pre: str | None = None, post: str | None = None, pid: str = "prepost") -> bytes:
+    """start → user task `t1` carrying a preScript *pre* and a postScript *post* → user task `t2` → end."""
+    scripts = "".join(f"<spiffworkflow:{tag}>{escape(text)}</spiffworkflow:{tag}>"
+                      for tag, text in (("preScript", pre), ("postScript", post)) if text is not None)
+    return process(
+        '<bpmn:startEvent id="start"/>'
+        f'<bpmn:userTask id="t1" name="填写"><bpmn:extensionElements>{scripts}</bpmn:extensionElements>'
+        '</bpmn:userTask><bpmn:userTask id="t2" name="审核"/><bpmn:endEvent id="end"/>'
+        '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="t1"/>'
+        '<bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="t2"/>'
+        '<bpmn:sequenceFlow id="f3" sourceRef="t2" targetRef="end"/>',
+        pid,
+    )
+
+
 def condition_process(condition: str, pid: str = "cond") -> bytes:
     """start → exclusive gateway `gw` whose flow `fyes` carries *condition* (default `fno`) → end."""
     return process(

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from hall.engine.services import OPERATORS
-from tests.engine.diagrams import condition_process, deploy, problems, script_process, service_process
+from tests.engine.diagrams import (condition_process, deploy, prepost_process, problems, script_process,
+                                    service_process)
 
 ESCAPES = {
     "subclasses": "x = ().__class__.__bases__[0].__subclasses__()",
@@ -140,3 +141,79 @@ def test_json_values_from_a_script_are_kept(admin):
     task_id = next(t["id"] for t in instance["tasks"] if t["state"] == "ready")
     assert admin.get(f"tasks/{task_id}").get_json()["data"]["x"] == {
         "名": "张伟", "n": [1, 2.5, True, None], "t": [1, 2], "big": 2 ** 70, "twice": [[1], [1]]}
+
+
+def _ready_task(api, instance: dict) -> dict:
+    task_id = next(t["id"] for t in instance["tasks"] if t["state"] == "ready")
+    return api.get(f"tasks/{task_id}").get_json()
+
+
+def test_pre_and_post_scripts_run_and_set_data(admin):
+    """A user task's preScript runs before the task is offered (its data shows in the form) and its
+    postScript after the submit, over the submitted data; what they assign travels on."""
+    diagram = prepost_process(pre="greeting = '请审核' + str(amount)", post="doubled = amount * 2")
+    assert deploy(admin, {"prepost.bpmn": diagram}).status_code == 201
+    instance = _start(admin, "prepost", {"amount": 21})
+    assert instance["state"] == "running" and instance["current_elements"] == ["t1"], instance
+    task = _ready_task(admin, instance)
+    assert task["data"]["greeting"] == "请审核21"
+    response = admin.post(f"tasks/{task['id']}/complete", {"data": {"amount": 5}, "version": task["version"]})
+    assert response.status_code == 200, response.get_json()
+    detail = admin.get(f"process-instances/{instance['id']}").get_json()
+    assert detail["current_elements"] == ["t2"], detail
+    assert _ready_task(admin, detail)["data"]["doubled"] == 10
+
+
+@pytest.mark.parametrize("script", ESCAPES.values(), ids=ESCAPES.keys())
+def test_pre_script_escape_never_runs(admin, script):
+    """An escape in a preScript is refused at deploy naming the task, or ends as an instance error at the
+    task before anyone is offered it."""
+    started_at = time.monotonic()
+    response = deploy(admin, {"pre.bpmn": prepost_process(pre=script)})
+    if response.status_code == 422:
+        assert any(p["element"] == "t1" for p in problems(response)), response.get_json()
+        return
+    assert response.status_code == 201, response.get_json()
+    instance = _start(admin, "prepost")
+    assert time.monotonic() - started_at < 5
+    assert instance["state"] == "error", instance
+    assert instance["error_element"] == "t1"
+    assert "sandbox" in instance["error_message"] or "不允许" in instance["error_message"], instance
+    assert not [t for t in instance["tasks"] if t["state"] == "ready"], instance
+
+
+@pytest.mark.parametrize("script", ESCAPES.values(), ids=ESCAPES.keys())
+def test_post_script_escape_never_runs(admin, script):
+    """An escape in a postScript is refused at deploy, or the submit that runs it ends as an instance error
+    at the task; the flow does not move on to the next step."""
+    response = deploy(admin, {"post.bpmn": prepost_process(post=script)})
+    if response.status_code == 422:
+        assert any(p["element"] == "t1" for p in problems(response)), response.get_json()
+        return
+    assert response.status_code == 201, response.get_json()
+    instance = _start(admin, "prepost")
+    task = _ready_task(admin, instance)
+    started_at = time.monotonic()
+    admin.post(f"tasks/{task['id']}/complete", {"data": {}, "version": task["version"]})
+    assert time.monotonic() - started_at < 5
+    detail = admin.get(f"process-instances/{instance['id']}").get_json()
+    assert detail["state"] == "error", detail
+    assert detail["error_element"] == "t1"
+    assert "sandbox" in detail["error_message"] or "不允许" in detail["error_message"], detail
+    assert "t2" not in detail["current_elements"], detail
+
+
+def test_a_pre_script_where_it_would_never_run_is_refused(admin):
+    """SpiffWorkflow runs pre/post scripts on tasks only: a preScript on an end event would be silently
+    ignored, so the deploy is refused naming the event."""
+    diagram = (b'<?xml version="1.0" encoding="UTF-8"?>'
+               b'<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+               b'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="d" targetNamespace="t">'
+               b'<bpmn:process id="ignored" isExecutable="true"><bpmn:startEvent id="start"/>'
+               b'<bpmn:userTask id="t1"/><bpmn:endEvent id="end"><bpmn:extensionElements>'
+               b'<spiffworkflow:preScript>result = "done"</spiffworkflow:preScript></bpmn:extensionElements>'
+               b'</bpmn:endEvent><bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="t1"/>'
+               b'<bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="end"/></bpmn:process></bpmn:definitions>')
+    found = problems(deploy(admin, {"ignored.bpmn": diagram}))
+    assert [p["element"] for p in found] == ["end"], found
+    assert "preScript" in found[0]["reason"] and "任务" in found[0]["reason"]
