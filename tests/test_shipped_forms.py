@@ -200,6 +200,30 @@ def test_a_returned_step_reads_in_chinese_on_the_task_and_instance_pages(api, de
         assert "return_reason" not in html and "<dd>return</dd>" not in html
 
 
+def test_a_returned_step_is_marked_in_the_task_lists(api, demo):
+    """待办 and the home page mark the reopened form 已退回; the teacher's other, fresh form is not marked,
+    and once resubmitted and returned no more, nothing is marked."""
+    start(api, "leave_request")
+    complete(api, "t1001", "fill_form", LEAVE)
+    fresh = start(api, "leave_request")
+    head_task = only_task(api, "h2001", "head_approve")
+    assert api.post(f"tasks/{head_task['id']}/return",
+                    {"reason": "请补充调课安排", "version": head_task["version"]}).status_code == 200
+    api.login("t1001")
+    reopened = next(t for t in api.get("tasks?view=open").get_json()["items"] if t["instance_id"] != fresh["id"])
+    fresh_task = next(t for t in api.get("tasks?view=open").get_json()["items"] if t["instance_id"] == fresh["id"])
+    for path in ("/tasks", "/"):
+        html = api.client.get(path).get_data(as_text=True)
+        assert html.count("data-returned>已退回") == 1, path
+        row = html[html.index(f'data-task="{reopened["id"]}"'):]
+        assert row.index("data-returned") < row.index("</a>"), path
+        fresh_row = html[html.index(f'data-task="{fresh_task["id"]}"'):]
+        assert "data-returned" not in fresh_row[:fresh_row.index("</a>")], path
+    task = api.get(f"tasks/{reopened['id']}").get_json()
+    assert api.post(f"tasks/{task['id']}/complete", {"data": LEAVE, "version": task["version"]}).status_code == 200
+    assert "data-returned" not in api.client.get("/tasks").get_data(as_text=True)
+
+
 # -- the result of a finished leave ------------------------------------------------------------------
 
 def test_a_finished_leave_shows_its_result_in_the_header_the_list_and_the_message(api, demo, app, monkeypatch):

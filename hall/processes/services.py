@@ -908,6 +908,35 @@ def outcome_labels(instance_ids: list[int]) -> dict[int, str]:
     return {i: data["outcome_label"] for i, data in rows if isinstance(data, dict) and data.get("outcome_label")}
 
 
+def created_by_return(history, task_id: int) -> InstanceEvent | None:
+    """The `returned` event that created task *task_id* (退回: the step done just before the task appeared
+    was a return), from an instance's history in order; None when the task came the ordinary way."""
+    cause = None
+    for event in history:
+        if event.kind in ("task_completed", "returned"):
+            cause = event
+        elif event.kind == "task_created" and event.task_id == task_id:
+            return cause if cause is not None and cause.kind == "returned" else None
+    return None
+
+
+def returned_task_ids(tasks) -> set[int]:
+    """Which of *tasks* (a page of a task list) were created by a 退回, in one query over their instances'
+    step events (instance_events is indexed by instance)."""
+    wanted = {t.id for t in tasks if t.state == "ready"}
+    if not wanted:
+        return set()
+    rows = db.session.execute(
+        sa.select(InstanceEvent.instance_id, InstanceEvent.task_id, InstanceEvent.kind)
+        .where(InstanceEvent.instance_id.in_({t.instance_id for t in tasks if t.id in wanted}),
+               InstanceEvent.kind.in_(("task_created", "task_completed", "returned")))
+        .order_by(InstanceEvent.id))
+    by_instance: dict[int, list] = {}
+    for row in rows:
+        by_instance.setdefault(row.instance_id, []).append(row)
+    return {t.id for t in tasks if t.id in wanted and created_by_return(by_instance.get(t.instance_id, []), t.id)}
+
+
 def instance_history(instance: ProcessInstance) -> list[InstanceEvent]:
     return list(db.session.scalars(
         sa.select(InstanceEvent).where(InstanceEvent.instance_id == instance.id).order_by(InstanceEvent.id)

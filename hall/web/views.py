@@ -149,7 +149,7 @@ def home():
     done_count = tasks.inbox(current_user, "completed", page_size=1)[1]
     mine_count = processes.list_instances(current_user, starter=current_user.username, page_size=1)[1]
     return render_template("home.html", tasks=items, open_count=open_count, done_count=done_count,
-                           mine_count=mine_count)
+                           mine_count=mine_count, returned=processes.returned_task_ids(items))
 
 
 # -- catalogue and start -----------------------------------------------------------------------------
@@ -199,7 +199,8 @@ def task_list():
         last = -(-total // PAGE_SIZE)
         return redirect(url_for("web.task_list", view=view, sort=(sort if sort == "due" else None), page=last))
     return render_template("tasks.html", items=items, total=total, view=view, page=page, sort=sort,
-                           pages=max(1, -(-total // PAGE_SIZE)))
+                           pages=max(1, -(-total // PAGE_SIZE)),
+                           returned=processes.returned_task_ids(items) if view == "open" else set())
 
 
 @bp.route("/mine")
@@ -230,14 +231,9 @@ def _earlier_steps(instance, exclude_id: int | None = None) -> list[dict]:
 
 
 def _return_of(task) -> dict | None:
-    """When the task was created by a 退回 (the step before it in the history is a return), who returned it,
-    when and why; otherwise None."""
-    history = processes.instance_history(task.instance)
-    created = next((i for i, e in enumerate(history) if e.kind == "task_created" and e.task_id == task.id), None)
-    if created is None:
-        return None
-    cause = next((e for e in reversed(history[:created]) if e.kind in ("task_completed", "returned")), None)
-    if cause is None or cause.kind != "returned":
+    """When the task was created by a 退回, who returned it, when and why; otherwise None."""
+    cause = processes.created_by_return(processes.instance_history(task.instance), task.id)
+    if cause is None:
         return None
     return {"by": cause.actor.name if cause.actor else "", "at": cause.at,
             "reason": (cause.data or {}).get("return_reason", "")}
