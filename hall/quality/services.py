@@ -17,6 +17,7 @@ from hall.db_types import utcnow
 from hall.errors import Forbidden, Invalid, NotFound
 from hall.extensions import db
 from hall.org.models import Membership, OrgUnit
+from hall.processes.services import on_terminated
 from hall.quality.models import (
     DIRECTIONS,
     LEVELS,
@@ -544,6 +545,7 @@ def record_measurements(rows: list[MeasurementRow], user: User | None, cycle_id:
     return counts
 
 
+@on_terminated
 def release_terminated_instance(instance_id: int) -> None:
     """A process the hall started ended without being handled (terminated by an administrator, after an
     error, or withdrawn): its warning goes back to open with the link cleared, so the next evaluation starts
