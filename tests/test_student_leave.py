@@ -192,3 +192,23 @@ def test_the_student_page_offers_it_and_starts_it(api, demo):
     assert started.status_code in (302, 303), started.status_code
     page = api.client.get(started.headers["Location"]).get_data(as_text=True)
     assert "填写请假单" in page and "请假期间联系电话" in page
+
+
+def test_a_student_keeps_their_own_steps(api, demo):
+    """转办 and 加签 are staff's tools: a student's 转办, 加签 and delegate list answer 403 with the reason and
+    change nothing, and the student's task page offers neither; the counsellor's page offers both."""
+    started = start_leave(api)
+    task = only_task(api, STUDENT, "fill_form")
+    for path, body in (("transfer", {"username": COUNSELLOR}), ("add-signer", {"username": COUNSELLOR})):
+        response = api.post(f"tasks/{task['id']}/{path}", body)
+        assert response.status_code == 403, (path, response.get_json())
+        assert response.get_json()["message"] == "学生的待办须本人办理，不能转办或加签"
+    assert api.get(f"tasks/{task['id']}/delegates").status_code == 403
+    assert only_task(api, STUDENT, "fill_form")["version"] == task["version"]
+    html = api.client.get(f"/tasks/{task['id']}").get_data(as_text=True)
+    assert 'value="transfer"' not in html and 'value="add_signer"' not in html
+    complete(api, STUDENT, "fill_form", LEAVE)
+    approval = only_task(api, COUNSELLOR, "counsellor_approve")
+    html = api.client.get(f"/tasks/{approval['id']}").get_data(as_text=True)
+    assert 'value="transfer"' in html and 'value="add_signer"' in html
+    assert "counsellor_approve" in instance(api, started, STUDENT)["current_elements"]

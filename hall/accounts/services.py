@@ -227,6 +227,11 @@ def _staff_clause():
     return sa.exists().where(Membership.user_id == User.id, Membership.role_code.not_in(NON_STAFF_ROLES))
 
 
+def is_staff(user: User) -> bool:
+    """Whether *user* holds a role other than the non-staff ones (a student does not)."""
+    return bool(user.role_codes - NON_STAFF_ROLES)
+
+
 def delegate_for(username: str, actor: User, field: str = "username", verb: str = "转办") -> User:
     """The person *actor* may hand a task to (转办 or 加签): an existing, active staff member other than *actor*;
     otherwise 422 on *field* saying why."""

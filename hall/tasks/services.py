@@ -624,6 +624,7 @@ def transfer_task(task_id: int, user: User, username: str, comment: str | None =
     """转办: hand the task to another person, who becomes its only assignee (optionally with a new due time)."""
     task, _, _ = _load_for_action(task_id)
     _check_open(task, user, None)
+    _check_may_delegate(user)
     target = accounts.delegate_for(username, user, verb="转办")
     _guarded_task_update(task, assignee_id=target.id, **({"due_at": _future(due_at)} if due_at else {}))
     db.session.add(TaskCandidate(task_id=task.id, user_id=target.id))
@@ -639,7 +640,18 @@ def list_delegates(task_id: int, user: User, q: str | None = None) -> list[User]
     task = get_task(task_id, user)
     if not may_act(task, user):
         raise Forbidden("只有待办的处理人可以转办或加签")
+    _check_may_delegate(user)
     return accounts.list_delegates(user, q)
+
+
+def may_delegate(user: User) -> bool:
+    """转办 and 加签 hand work to staff; they are staff's tools: a student's own steps stay the student's."""
+    return accounts.is_staff(user)
+
+
+def _check_may_delegate(user: User) -> None:
+    if not may_delegate(user):
+        raise Forbidden("学生的待办须本人办理，不能转办或加签")
 
 
 def _future(due_at: datetime) -> datetime:
@@ -657,6 +669,7 @@ def add_signer(task_id: int, user: User, username: str, comment: str | None = No
     _check_open(task, user, None)
     if task.kind == "sign":
         raise Conflict("加签待办不能再加签")
+    _check_may_delegate(user)
     target = accounts.delegate_for(username, user, verb="加签")
     _guarded_task_update(task, state="blocked", assignee_id=user.id)
     sign = HumanTask(instance_id=task.instance_id, element_id=task.element_id, name=f"加签：{task.name}",

@@ -264,6 +264,7 @@ def _render_task(task, values=None, errors=None, action_errors=None, status=200,
         "task.html", task=task, instance=task.instance, schema=schema, fields=fields, can_act=can_act,
         can_return=can_return, approve=approve, loose_errors=loose, action_errors=action_errors or {},
         earlier=earlier, can_abandon=can_abandon, returned=_return_of(task) if can_act else None,
+        can_delegate=can_act and task.kind == "user" and tasks.may_delegate(current_user),
         action_fields=ACTION_FIELDS, comments=tasks.list_comments(task),
         submitted=forms.readable(schema, task.submitted, ui_schema, _return_choice(task))
         if task.state == "completed" else [],

@@ -23,7 +23,7 @@ LEAVE = {"leave_type": "事假", "start_date": "2026-12-01", "end_date": "2026-1
          "reason": "家中有事需要处理", "arrangement": "已调课"}
 # One person per role of the access model (program and course leaders are added to the demo college).
 PEOPLE = {"admin": "admin", "quality_office": "q4001", "dept_head": "h2001", "program_leader": "p5001",
-          "course_leader": "c5001", "teacher": "t1001", "student": "20240101", "supervisor": "d4002"}
+          "course_leader": "k5001", "teacher": "t1001", "student": "20240101", "supervisor": "d4002"}
 
 
 def _ok(response, status=(200, 201, 202)):
@@ -53,7 +53,7 @@ def build_college(app) -> dict:
         unit = {u.code: u.id for u in db.session.scalars(sa.select(OrgUnit))}
         accounts.create_user("p5001", "程序员", "hall2026", org_unit_id=unit["xxgc-rj"],
                              roles=[("program_leader", unit["xxgc-rj"])], commit=False)
-        accounts.create_user("c5001", "陈课", "hall2026", org_unit_id=unit["xxgc-rj"],
+        accounts.create_user("k5001", "陈课", "hall2026", org_unit_id=unit["xxgc-rj"],
                              roles=[("course_leader", unit["xxgc-rj"])], commit=False)
         for username in ("x9001", "x9002"):
             accounts.create_user(username, "临时用户", "hall2026", org_unit_id=unit["xxgc-rj"],
