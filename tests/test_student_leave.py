@@ -74,6 +74,8 @@ def test_short_leave_goes_to_the_departments_counsellor_then_back_to_the_student
     assert task["name"] == "辅导员审批" and task["data"]["phone"] == LEAVE["phone"]
     assert instance(api, started, STUDENT)["current_elements"] == ["report_back"]
     assert open_tasks(api, HEAD) == []
+    back = only_task(api, STUDENT, "report_back")
+    assert back["due_at"].startswith("2026-12-08T12:00"), back["due_at"]  # 20:00 in Beijing, the last day
     complete(api, STUDENT, "report_back", {"returned_date": "2026-12-09"})
     final = instance(api, started, STUDENT)
     assert final["state"] == "completed" and "end_back" in final["completed_elements"]

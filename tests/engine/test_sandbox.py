@@ -8,8 +8,7 @@ import time
 import pytest
 
 from hall.engine.services import OPERATORS
-from tests.engine.diagrams import (condition_process, deploy, prepost_process, problems, script_process,
-                                    service_process)
+from tests.engine.diagrams import condition_process, deploy, prepost_process, problems, script_process, service_process
 
 ESCAPES = {
     "subclasses": "x = ().__class__.__bases__[0].__subclasses__()",

@@ -9,6 +9,7 @@ import pytest
 from flask_babel import refresh
 from playwright.sync_api import expect
 
+from tests.web.leave_steps import fill_leave, open_leave_form, submit_filled_leave
 from tests.web.test_pages import Visit, sign_in
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -17,14 +18,6 @@ PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>
 @pytest.fixture
 def visit(request, screenshots):
     return Visit(screenshots, request.node.name.removeprefix("test_"))
-
-
-def open_leave_form(page, base: str):
-    """Sign in as the teacher and start 请假申请: the teacher's own 填写请假单 task opens."""
-    sign_in(page, base, "t1001")
-    page.goto(base + "/services")
-    page.click("button[aria-label='发起请假申请']")
-    expect(page.locator("h1")).to_have_text("填写请假单")
 
 
 def upload(page, name: str, content: bytes, mime: str) -> int:
@@ -105,13 +98,8 @@ def test_head_sees_the_applicants_attachment_on_the_approval_page(demo, live_ser
     teacher = phone()
     open_leave_form(teacher, live_server)
     assert upload(teacher, "病历证明.pdf", PDF, "application/pdf") == 302
-    teacher.select_option("#f-leave_type", "病假")
-    teacher.fill("#f-start_date", "2026-12-07")
-    teacher.fill("#f-end_date", "2026-12-07")
-    teacher.fill("#f-days", "1")
-    teacher.fill("#f-reason", "发烧就医。")
-    teacher.click("button[value=submit]")
-    expect(teacher.locator("[data-state]")).to_have_attribute("data-state", "running")
+    fill_leave(teacher)
+    submit_filled_leave(teacher)
 
     head = phone()
     sign_in(head, live_server, "h2001")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
+from tests.web.leave_steps import fill_leave, submit_filled_leave
 from tests.web.test_diagram import diagram_marks
 from tests.web.test_pages import Visit, sign_in
 
@@ -21,15 +22,10 @@ def test_teacher_applies_for_leave_head_approves_teacher_sees_finished_diagram(d
     visit.check(teacher, "services")
     teacher.click("button[aria-label='发起请假申请']")
     expect(teacher.locator("h1")).to_have_text("填写请假单")
-    teacher.select_option("#f-leave_type", "事假")
-    teacher.fill("#f-start_date", "2026-12-07")
-    teacher.fill("#f-end_date", "2026-12-08")
-    teacher.fill("#f-days", "2")
-    teacher.fill("#f-reason", "家中老人住院，需陪护两天。")
-    teacher.fill("#f-arrangement", "周一第 3、4 节《数据库原理》已与王老师调课。")
+    fill_leave(teacher, "家中老人住院，需陪护两天。", leave_type="事假", end="2026-12-08", days="2",
+               arrangement="周一第 3、4 节《数据库原理》已与王老师调课。")
     visit.check(teacher, "leave-form")
-    teacher.click("button[value=submit]")
-    expect(teacher.locator("[data-state]")).to_have_attribute("data-state", "running")
+    submit_filled_leave(teacher)
     expect(teacher.locator("text=当前步骤")).to_contain_text("部门负责人审批")
     visit.check(teacher, "instance-waiting")
 

@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from hall.extensions import db
 from hall.processes.models import ProcessInstance
+from tests.web.leave_steps import open_approval, submit_leave
 from tests.web.test_pages import sign_in
 
 
@@ -78,21 +79,9 @@ def test_starter_discards_an_untouched_application_from_its_form(demo, live_serv
 
 def test_no_discard_once_the_application_went_on(demo, live_server, phone):
     """The head's approval task offers no 放弃申请 (it is not the head's application)."""
-    teacher = phone()
-    sign_in(teacher, live_server, "t1001")
-    teacher.goto(live_server + "/services")
-    teacher.click("button[aria-label='发起请假申请']")
-    teacher.select_option("#f-leave_type", "事假")
-    teacher.fill("#f-start_date", "2026-12-07")
-    teacher.fill("#f-end_date", "2026-12-07")
-    teacher.fill("#f-days", "1")
-    teacher.fill("#f-reason", "家中有事。")
-    teacher.click("button[value=submit]")
-    expect(teacher.locator("[data-state]")).to_have_attribute("data-state", "running")
+    submit_leave(phone(), live_server, "家中有事。", leave_type="事假")
     head = phone()
-    sign_in(head, live_server, "h2001")
-    head.goto(live_server + "/tasks")
-    head.click("a.item:has-text('部门负责人审批')")
+    open_approval(head, live_server)
     expect(head.locator("h1")).to_have_text("部门负责人审批")
     expect(head.locator("summary:has-text('放弃申请')")).to_have_count(0)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.test_pages import Visit, sign_in
+from tests.web.leave_steps import open_approval, submit_leave
+from tests.web.test_pages import Visit
 
 VIEWPORT_HEIGHT = 844  # tests/web/conftest.py PHONE
 
@@ -14,27 +15,6 @@ VIEWPORT_HEIGHT = 844  # tests/web/conftest.py PHONE
 @pytest.fixture
 def visit(request, screenshots):
     return Visit(screenshots, request.node.name.removeprefix("test_"))
-
-
-def submit_leave(page, base: str, reason: str = "发烧就医。"):
-    """The teacher starts 请假申请 and submits it; the head's 部门负责人审批 follows."""
-    sign_in(page, base, "t1001")
-    page.goto(base + "/services")
-    page.click("button[aria-label='发起请假申请']")
-    page.select_option("#f-leave_type", "病假")
-    page.fill("#f-start_date", "2026-12-07")
-    page.fill("#f-end_date", "2026-12-07")
-    page.fill("#f-days", "1")
-    page.fill("#f-reason", reason)
-    page.click("button[value=submit]")
-    expect(page.locator("[data-state]")).to_have_attribute("data-state", "running")
-
-
-def open_approval(page, base: str):
-    sign_in(page, base, "h2001")
-    page.goto(base + "/tasks")
-    page.click("a.item:has-text('部门负责人审批')")
-    expect(page.locator("h1")).to_have_text("部门负责人审批")
 
 
 def test_approver_sees_the_request_before_the_form(demo, live_server, phone, visit):
