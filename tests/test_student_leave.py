@@ -214,3 +214,29 @@ def test_a_student_keeps_their_own_steps(api, demo):
     html = api.client.get(f"/tasks/{approval['id']}").get_data(as_text=True)
     assert 'value="transfer"' in html and 'value="add_signer"' in html
     assert "counsellor_approve" in instance(api, started, STUDENT)["current_elements"]
+
+
+def test_an_overdue_report_back_goes_to_the_counsellor(api, demo):
+    """销假 past its due time escalates to the student's counsellor (the step's own escalateTo), not to the
+    department head (the hall's default)."""
+    from hall.extensions import db
+    from hall.notifications.services import check_deadlines
+    from hall.tasks.models import HumanTask
+    from tests.notifications.helpers import messages
+
+    complete_leave_until_report_back(api)
+    back = only_task(api, STUDENT, "report_back")
+    db.session.execute(sa.update(HumanTask).where(HumanTask.id == back["id"])
+                       .values(due_at=utcnow() - timedelta(minutes=1)))
+    db.session.commit()
+    check_deadlines()
+    [escalation] = messages(COUNSELLOR, "escalation")
+    assert escalation.task_id == back["id"] and "林小雨" in escalation.body and "销假" in escalation.title
+    assert messages(HEAD, "escalation") == []
+
+
+def complete_leave_until_report_back(api) -> int:
+    started = start_leave(api)
+    complete(api, STUDENT, "fill_form", LEAVE)
+    complete(api, COUNSELLOR, "counsellor_approve", {"decision": "approve"})
+    return started

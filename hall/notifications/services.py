@@ -313,19 +313,24 @@ def check_deadlines(now: datetime | None = None) -> list[int]:
     done = set(db.session.scalars(sa.select(Message.dedup_key).where(
         Message.task_id.in_([t.id for t in tasks]), Message.kind.in_(("reminder", "escalation")))))
     done_prefixes = {key.rsplit(":user:", 1)[0] for key in done}
-    versions: dict[int, dict] = {}
+    versions: dict[int, object] = {}
 
-    def properties(instance: ProcessInstance) -> dict:
+    def properties(task: HumanTask) -> dict:
+        """The process's properties under the task's own: a step may name its own `escalateTo` (销假 overdue
+        goes to the student's counsellor, not to the head of the department)."""
+        instance = task.instance
         if instance.process_version_id not in versions:
-            version = db.session.get(ProcessVersion, instance.process_version_id)
-            versions[instance.process_version_id] = registry.compiled(version).metadata or {}
-        return versions[instance.process_version_id]
+            versions[instance.process_version_id] = registry.compiled(
+                db.session.get(ProcessVersion, instance.process_version_id))
+        process = versions[instance.process_version_id]
+        spec = process.user_tasks.get(task.element_id)
+        return {**(process.metadata or {}), **(spec.properties if spec else {})}
 
     rows = []
     pending_holders = []
     overdue_holders = task_holders([t.id for t in tasks if now >= t.due_at])
     for task in tasks:
-        props = properties(task.instance)
+        props = properties(task)
         try:
             remind_hours = float(props.get("remindBeforeHours") or config["REMIND_BEFORE_HOURS"])
         except ValueError:
