@@ -42,7 +42,7 @@ DEFAULT_CLAIM_MAP = {
     "org_unit": ["department", "部门"],
     "roles": ["groups", "roles", "角色"],
 }
-DEFAULT_UNIT_ROLES = "dept_head,program_leader,course_leader,teacher,student"
+DEFAULT_UNIT_ROLES = "dept_head,program_leader,course_leader,teacher,student,counsellor"
 
 
 def _values(identity: dict, names: list[str]) -> list[str]:

@@ -4,7 +4,7 @@ student again to report back (销假)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -74,8 +74,6 @@ def test_short_leave_goes_to_the_departments_counsellor_then_back_to_the_student
     assert task["name"] == "辅导员审批" and task["data"]["phone"] == LEAVE["phone"]
     assert instance(api, started, STUDENT)["current_elements"] == ["report_back"]
     assert open_tasks(api, HEAD) == []
-    back = only_task(api, STUDENT, "report_back")
-    assert back["due_at"].startswith("2026-12-08T12:00"), back["due_at"]  # 20:00 in Beijing, the last day
     complete(api, STUDENT, "report_back", {"returned_date": "2026-12-09"})
     final = instance(api, started, STUDENT)
     assert final["state"] == "completed" and "end_back" in final["completed_elements"]
@@ -240,3 +238,53 @@ def complete_leave_until_report_back(api) -> int:
     complete(api, STUDENT, "fill_form", LEAVE)
     complete(api, COUNSELLOR, "counsellor_approve", {"decision": "approve"})
     return started
+
+
+# -- nobody writes another step's answers ------------------------------------------------------------
+
+def test_a_submit_cannot_carry_another_steps_answer(api, demo):
+    """The student's form sent with the department's decision in it is refused (422 naming the field) and
+    changes nothing; a counsellor's refusal then still ends 不同意."""
+    started = start_leave(api)
+    faked = submit(api, STUDENT, "fill_form", {**LONG, "dept_decision": "approve"})
+    assert faked.status_code == 422
+    assert faked.get_json()["errors"] == {"dept_decision": ["表单中没有此字段"]}
+    assert instance(api, started, STUDENT)["current_elements"] == ["fill_form"]
+    complete(api, STUDENT, "fill_form", LONG)
+    complete(api, COUNSELLOR, "counsellor_approve", {"decision": "reject", "opinion": "事由不充分"})
+    assert instance(api, started, STUDENT)["outcome"] == {"value": "reject", "label": "不同意"}
+
+
+def test_a_start_cannot_preset_a_steps_answer_or_the_starter(api, demo):
+    """Start data naming a field a step's form fills (the department's decision, the student's own days) is
+    refused (422 naming them) and starts nothing; `starter` in the data is the signed-in person anyway."""
+    api.login(STUDENT)
+    refused = api.post("process-instances", {"definition": "student_leave",
+                                              "data": {"dept_decision": "approve", "days": 1}})
+    assert refused.status_code == 422
+    assert set(refused.get_json()["errors"]) == {"dept_decision", "days"}
+    assert api.get(f"process-instances?starter={STUDENT}").get_json()["total"] == 0
+    started = api.post("process-instances", {"definition": "student_leave",
+                                              "data": {"starter": "c5001", "reminder_after": "PT2H"}})
+    assert started.status_code == 201, started.get_json()
+    task = only_task(api, STUDENT, "fill_form")
+    assert task["data"]["starter"] == STUDENT and task["data"]["reminder_after"] == "PT2H"
+
+
+def test_report_back_is_due_the_evening_the_leave_ends_or_half_a_day_after_a_late_approval(api, demo):
+    """销假 is due at 20:00 Beijing time on the last day of leave; for a leave approved after it ended (sick
+    leave applied for afterwards) it is due 12 hours after it arrives instead of being overdue at once."""
+    ahead = date.today() + timedelta(days=10)
+    start_leave(api)
+    complete(api, STUDENT, "fill_form", {**LEAVE, "start_date": str(ahead - timedelta(days=1)), "end_date": str(ahead)})
+    complete(api, COUNSELLOR, "counsellor_approve", {"decision": "approve"})
+    due = datetime.fromisoformat(only_task(api, STUDENT, "report_back")["due_at"])
+    assert due == datetime.fromisoformat(f"{ahead}T20:00:00+08:00"), due
+
+    complete(api, STUDENT, "report_back", {"returned_date": str(ahead)})
+    past = date.today() - timedelta(days=3)
+    start_leave(api)
+    complete(api, STUDENT, "fill_form", {**LEAVE, "start_date": str(past - timedelta(days=1)), "end_date": str(past)})
+    complete(api, COUNSELLOR, "counsellor_approve", {"decision": "approve"})
+    due = datetime.fromisoformat(only_task(api, STUDENT, "report_back")["due_at"])
+    assert utcnow() + timedelta(hours=11) < due < utcnow() + timedelta(hours=13), due

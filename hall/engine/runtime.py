@@ -161,7 +161,7 @@ def compile_process(files: dict[str, bytes], forms: dict[str, dict], max_bytes: 
     specs_by_id = {}
     for sp in [spec, *subprocess_specs.values()]:
         for task_spec in sp.task_specs.values():
-            specs_by_id.setdefault(task_spec.bpmn_id, task_spec)
+            specs_by_id.setdefault(task_spec.bpmn_id, []).append(task_spec)
             problems += _check_scripts(task_spec, main_file)
             if not getattr(task_spec, "manual", False) or task_spec.bpmn_id is None:
                 continue
@@ -245,7 +245,9 @@ def _unrun_scripts(roots: dict, specs_by_id: dict) -> list[Problem]:
                 continue
             element_id = owner.get("id", "")
             tag = script.tag.rsplit("}", 1)[-1]
-            if not getattr(specs_by_id.get(element_id), _PRE_POST[tag], None):
+            # Any spec of the element that runs it will do (a multi-instance task has a wrapper and the
+            # task run for each instance; the scripts may sit on the latter).
+            if not any(getattr(spec, _PRE_POST[tag], None) for spec in specs_by_id.get(element_id, ())):
                 problems.append(Problem(name, element_id, f"此元素不运行 {tag}：前置/后置脚本只能写在任务或子流程上"
                                                           f"（{tag} is only run on tasks and subprocesses）"))
     return problems

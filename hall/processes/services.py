@@ -29,6 +29,7 @@ from hall.extensions import db
 from hall.org.models import OrgUnit
 from hall.processes import registry
 from hall.processes.models import InstanceEvent, ProcessDefinition, ProcessInstance, ProcessVersion, StartRequest, Timer
+from hall.tasks import form_rules
 from hall.tasks.assignment import AssignmentResolver
 from hall.tasks.models import HumanTask, TaskCandidate
 from hall.transactions import commit_keeping_loaded
@@ -231,9 +232,10 @@ def start_instance(key: str, user: User, data: dict | None = None, org_unit_id: 
     if check_startable and definition.startable_by and not (user.role_codes & set(definition.startable_by)):
         raise Forbidden("您没有发起此流程的权限")
     process = registry.compiled(version)
-    data = dict(data or {})
-    data.setdefault("starter", user.username)
-    data.setdefault("starter_name", user.name)
+    if data and check_startable:
+        _refuse_preset_fields(process, data)
+    # Who started it is the signed-in person, whatever the data says.
+    data = {**(data or {}), "starter": user.username, "starter_name": user.name}
     outcome = registry.engine().start(process, data)
     instance = ProcessInstance(
         definition=definition, process_version=version, starter=user,
@@ -250,6 +252,19 @@ def start_instance(key: str, user: User, data: dict | None = None, org_unit_id: 
 
 
 START_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def _refuse_preset_fields(process: CompiledProcess, data: dict) -> None:
+    """422 when a person's start data names a field that a step's form fills (an approver's decision, the
+    applicant's own answers): those come from the steps, never from the start."""
+    filled: set[str] = set()
+    for name, schema in process.forms.items():
+        if not name.endswith("uischema.json"):
+            filled |= form_rules.declared_fields(schema) or set()
+    preset = sorted(set(data) & filled)
+    if preset:
+        raise Invalid("发起时不能预设由流程步骤填写的字段：" + "、".join(preset),
+                      errors={key: ["此字段由流程步骤的表单填写，发起时不能预设"] for key in preset})
 
 
 def start_instance_once(key: str, user: User, token: str) -> ProcessInstance:
@@ -793,22 +808,27 @@ def instance_timer_ids(instance: ProcessInstance) -> list[str]:
 
 def _due(properties: dict, now: datetime, data: dict | None = None) -> datetime | None:
     """A due time from the task's `dueDateVariable` (a dotted path to an ISO date/datetime in its data,
-    e.g. "deadlines.target"), or its `dueInDays` / `dueInHours` property."""
+    e.g. "deadlines.target") or its `dueInDays` / `dueInHours` property; with both, the later of the two,
+    so that a step arriving after its date still gets that long (销假 of a leave approved after it ended)."""
     try:
+        due = None
         if properties.get("dueDateVariable"):
             value = data or {}
             for part in properties["dueDateVariable"].split("."):
                 value = value.get(part) if isinstance(value, dict) else None
             if isinstance(value, str) and value:
                 due = datetime.fromisoformat(value)
-                return due if due.tzinfo else due.replace(tzinfo=UTC)
+                due = due if due.tzinfo else due.replace(tzinfo=UTC)
+        relative = None
         if properties.get("dueInDays"):
-            return now + timedelta(days=float(properties["dueInDays"]))
-        if properties.get("dueInHours"):
-            return now + timedelta(hours=float(properties["dueInHours"]))
+            relative = now + timedelta(days=float(properties["dueInDays"]))
+        elif properties.get("dueInHours"):
+            relative = now + timedelta(hours=float(properties["dueInHours"]))
     except ValueError:
         return None
-    return None
+    if due is not None and relative is not None:
+        return max(due, relative)
+    return due or relative
 
 
 def can_see_instance(instance: ProcessInstance, user: User) -> bool:
@@ -908,12 +928,17 @@ def outcome_labels(instance_ids: list[int]) -> dict[int, str]:
     return {i: data["outcome_label"] for i, data in rows if isinstance(data, dict) and data.get("outcome_label")}
 
 
+# The events after which the engine runs on and may create tasks: the task that follows one of them was
+# created by it.
+_ADVANCES = ("started", "task_completed", "returned", "timer_fired", "retried")
+
+
 def created_by_return(history, task_id: int) -> InstanceEvent | None:
     """The `returned` event that created task *task_id* (退回: the step done just before the task appeared
     was a return), from an instance's history in order; None when the task came the ordinary way."""
     cause = None
     for event in history:
-        if event.kind in ("task_completed", "returned"):
+        if event.kind in _ADVANCES:
             cause = event
         elif event.kind == "task_created" and event.task_id == task_id:
             return cause if cause is not None and cause.kind == "returned" else None
@@ -929,7 +954,7 @@ def returned_task_ids(tasks) -> set[int]:
     rows = db.session.execute(
         sa.select(InstanceEvent.instance_id, InstanceEvent.task_id, InstanceEvent.kind)
         .where(InstanceEvent.instance_id.in_({t.instance_id for t in tasks if t.id in wanted}),
-               InstanceEvent.kind.in_(("task_created", "task_completed", "returned")))
+               InstanceEvent.kind.in_(("task_created", *_ADVANCES)))
         .order_by(InstanceEvent.id))
     by_instance: dict[int, list] = {}
     for row in rows:

@@ -110,3 +110,34 @@ def compare(validator, rules, instance, schema):
 
 
 FormValidator = validators.extend(Draft202012Validator, {KEYWORD: compare})
+
+
+_COMBINERS = ("allOf", "anyOf", "oneOf")
+
+
+def declared_fields(schema: dict | None) -> set[str] | None:
+    """The top-level fields a form defines (its `properties`, also those inside if/then/else, allOf, anyOf,
+    oneOf and dependentSchemas); None for an open form: one that defines no fields, or that says
+    `additionalProperties` is allowed."""
+    if not isinstance(schema, dict):
+        return None
+    extra = schema.get("additionalProperties", False)
+    if extra is True or isinstance(extra, dict):
+        return None
+    found: set[str] = set()
+
+    def collect(node) -> None:
+        if not isinstance(node, dict):
+            return
+        if isinstance(node.get("properties"), dict):
+            found.update(node["properties"])
+        for key in ("if", "then", "else"):
+            collect(node.get(key))
+        for key in _COMBINERS:
+            for part in node.get(key) or ():
+                collect(part)
+        for part in (node.get("dependentSchemas") or {}).values():
+            collect(part)
+
+    collect(schema)
+    return found or None

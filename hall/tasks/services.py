@@ -240,6 +240,13 @@ def validate_form(schema: dict | None, data: dict, instance_data: dict | None = 
     if not schema:
         return
     errors: dict[str, list[str]] = {}
+    # A submit carries the form's own fields into the process and nothing else: a key the form does not
+    # define would set (or overwrite) a variable another step owns, e.g. an approver's decision.
+    declared = form_rules.declared_fields(schema)
+    if declared is not None:
+        for key in data:
+            if key not in declared:
+                errors[key] = ["表单中没有此字段"]
     token = form_rules.INSTANCE_DATA.set(instance_data)
     try:
         found = list(_validator(schema).iter_errors(data))

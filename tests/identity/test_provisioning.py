@@ -24,6 +24,13 @@ def test_chinese_attribute_names_map_to_user(org_units):
     assert [(m.role_code, m.org_unit_id) for m in user.memberships] == [("teacher", org_units.id)]
 
 
+def test_a_counsellor_looks_after_the_students_of_their_own_department(org_units):
+    """角色 辅导员 is held in the person's unit, like 教师: the counsellor of xxgc, not of the whole college
+    (where every counsellor would see every student's leave)."""
+    user = provisioning.provision({"工号": "C7003", "姓名": "何七", "部门": "xxgc", "角色": ["辅导员"]}, CHINESE_MAP)
+    assert [(m.role_code, m.org_unit_id) for m in user.memberships] == [("counsellor", org_units.id)]
+
+
 def test_student_number_used_when_no_staff_number(org_units):
     """A student's 学号 is the username when the identity has no 工号."""
     user = provisioning.provision({"学号": "20249999", "姓名": "赵六", "角色": "student"}, CHINESE_MAP)

@@ -9,7 +9,7 @@ import pytest
 from flask_babel import refresh
 from playwright.sync_api import expect
 
-from tests.web.leave_steps import fill_leave, open_leave_form, submit_filled_leave
+from tests.web.leave_steps import fill_leave, open_approval, open_leave_form, submit_filled_leave, submit_leave
 from tests.web.test_pages import Visit, sign_in
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -206,3 +206,26 @@ def test_add_signer_keeps_what_was_typed_in_the_form(demo, live_server, phone):
     task = db.session.scalar(sa.select(HumanTask).where(HumanTask.id == task_id))
     assert task.state == "blocked"
     assert task.draft["reason"] == "外出调研两天。"
+
+
+def test_transfer_hands_over_what_was_typed(demo, live_server, phone):
+    """转办 sends the task form along: the head types an opinion, hands the approval to h2002, who opens it
+    from 待办 and finds the opinion in the form; a transfer to nobody first keeps the text on the page."""
+    submit_leave(phone(), live_server)
+    head = phone()
+    open_approval(head, live_server)
+    head.fill("#f-opinion", "拟同意，请陈老师定夺。")
+    head.click("summary:has-text('转办')")
+    head.fill("#transfer-to", "nobody")
+    head.click("button[value=transfer]")
+    expect(head.locator("#username-error")).to_have_text("用户不存在")
+    expect(head.locator("#f-opinion")).to_have_value("拟同意，请陈老师定夺。")
+    head.fill("#transfer-to", "h2002")
+    head.click("button[value=transfer]")
+    expect(head.locator(".flash")).to_contain_text("已转办")
+
+    other = phone()
+    sign_in(other, live_server, "h2002")
+    other.goto(live_server + "/tasks")
+    other.click("a.item:has-text('部门负责人审批')")
+    expect(other.locator("#f-opinion")).to_have_value("拟同意，请陈老师定夺。")
