@@ -183,6 +183,22 @@ def test_the_counsellors_reminder_is_due_after_twelve_hours(api, demo):
     assert utcnow() + timedelta(hours=11) < due[0] < utcnow() + timedelta(hours=13)
 
 
+def test_a_malformed_reminder_falls_back_to_the_default(api, demo):
+    """Start data `reminder_after` that is no ISO 8601 duration cannot break the timer: the default 12 hours
+    is taken and the leave goes on to the counsellor."""
+    from hall.extensions import db
+    from hall.processes.models import Timer
+
+    api.login(STUDENT)
+    started = api.post("process-instances", {"definition": "student_leave", "data": {"reminder_after": "明天"}})
+    assert started.status_code == 201, started.get_json()
+    complete(api, STUDENT, "fill_form", LEAVE)
+    assert instance(api, started.get_json()["id"], STUDENT)["state"] == "running"
+    due = db.session.scalars(sa.select(Timer.due_at).where(Timer.instance_id == started.get_json()["id"])).all()
+    db.session.rollback()
+    assert len(due) == 1 and utcnow() + timedelta(hours=11) < due[0] < utcnow() + timedelta(hours=13)
+
+
 def test_the_student_page_offers_it_and_starts_it(api, demo):
     """The 办事 page shows a student 学生请假; its start button opens the student's leave form."""
     api.login(STUDENT)
