@@ -30,7 +30,7 @@ from hall.org.models import OrgUnit
 from hall.processes import registry
 from hall.processes.models import InstanceEvent, ProcessDefinition, ProcessInstance, ProcessVersion, StartRequest, Timer
 from hall.tasks import form_rules
-from hall.tasks.assignment import AssignmentResolver
+from hall.tasks.assignment import AssignmentResolver, subject_owner
 from hall.tasks.models import HumanTask, TaskCandidate
 from hall.transactions import commit_keeping_loaded
 
@@ -229,8 +229,13 @@ def start_instance(key: str, user: User, data: dict | None = None, org_unit_id: 
     definition, version = found
     if check_startable:  # a person's start; the hall's own starts (cycles, warnings) are its business
         _refuse_disabled(definition)
+        if not definition.in_catalogue and not user.is_admin:
+            # Not in 办事: the hall starts it for its own records (a cycle unit, a warning) with its own data.
+            raise Forbidden("此流程由大厅自动发起，不能手动发起")
     if check_startable and definition.startable_by and not (user.role_codes & set(definition.startable_by)):
         raise Forbidden("您没有发起此流程的权限")
+    if check_startable and (org_unit_id is not None or subject_id is not None):
+        _check_start_scope(user, org_unit_id, subject_id)
     process = registry.compiled(version)
     if data and check_startable:
         _refuse_preset_fields(process, data)
@@ -254,13 +259,28 @@ def start_instance(key: str, user: User, data: dict | None = None, org_unit_id: 
 START_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
+def _check_start_scope(user: User, org_unit_id: int | None, subject_id: int | None) -> None:
+    """A person starts in a unit of their own (their unit, one where they hold a role, or one below those),
+    never in another department to have its head approve; and for a quality subject only as its responsible
+    person. Administrators may start anywhere, in a unit that exists."""
+    if org_unit_id is not None:
+        unit = db.session.get(OrgUnit, org_unit_id)
+        if unit is None:
+            raise Invalid(f"部门 {org_unit_id} 不存在", errors={"org_unit": ["部门不存在"]})
+        own = ({user.org_unit_id} | {m.org_unit_id for m in user.memberships}) - {None}
+        if not user.is_admin and not own & set(unit.ancestor_ids()):
+            raise Invalid("只能在本人所在的部门发起", errors={"org_unit": ["只能在本人所在的部门发起"]})
+    if subject_id is not None and not user.is_admin and subject_owner(subject_id) != user.id:
+        raise Invalid("只能为本人负责的质量主体发起", errors={"subject": ["只能为本人负责的质量主体发起"]})
+
+
 def _refuse_preset_fields(process: CompiledProcess, data: dict) -> None:
     """422 when a person's start data names a field that a step's form fills (an approver's decision, the
     applicant's own answers): those come from the steps, never from the start."""
     filled: set[str] = set()
     for name, schema in process.forms.items():
         if not name.endswith("uischema.json"):
-            filled |= form_rules.declared_fields(schema) or set()
+            filled |= set(form_rules.declared_fields(schema) or ())
     preset = sorted(set(data) & filled)
     if preset:
         raise Invalid("发起时不能预设由流程步骤填写的字段：" + "、".join(preset),

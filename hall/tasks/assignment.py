@@ -69,7 +69,7 @@ class AssignmentResolver:
             if lane_key in STARTER_LANES and self.instance.starter_id:
                 return Assignment(self.instance.starter_id, [(self.instance.starter_id, None, None)])
             if lane_key == SUBJECT_OWNER_LANE:
-                owner = _subject_owner(self.instance.subject_id)
+                owner = subject_owner(self.instance.subject_id)
                 if owner:
                     return Assignment(owner, [(owner, None, None)])
             return Assignment(None, [(None, lane_key, self.unit_for_role(lane_key))])
@@ -114,7 +114,7 @@ def _user_id(username: str) -> int | None:
     return db.session.scalar(sa.select(User.id).where(User.username == str(username)))
 
 
-def _subject_owner(subject_id: int | None) -> int | None:
+def subject_owner(subject_id: int | None) -> int | None:
     """The responsible person of a quality subject, when the quality domain is installed."""
     if not subject_id:
         return None

@@ -115,22 +115,25 @@ FormValidator = validators.extend(Draft202012Validator, {KEYWORD: compare})
 _COMBINERS = ("allOf", "anyOf", "oneOf")
 
 
-def declared_fields(schema: dict | None) -> set[str] | None:
+def declared_fields(schema: dict | None) -> dict[str, bool] | None:
     """The top-level fields a form defines (its `properties`, also those inside if/then/else, allOf, anyOf,
-    oneOf and dependentSchemas); None for an open form: one that defines no fields, or that says
-    `additionalProperties` is allowed."""
+    oneOf and dependentSchemas), each with whether it is `readOnly` (filled by the hall, shown to the
+    person: the measured values of a 诊断 step); None for an open form, one that defines no fields or that
+    says `additionalProperties` is allowed."""
     if not isinstance(schema, dict):
         return None
     extra = schema.get("additionalProperties", False)
     if extra is True or isinstance(extra, dict):
         return None
-    found: set[str] = set()
+    found: dict[str, bool] = {}
 
     def collect(node) -> None:
         if not isinstance(node, dict):
             return
         if isinstance(node.get("properties"), dict):
-            found.update(node["properties"])
+            for name, prop in node["properties"].items():
+                read_only = isinstance(prop, dict) and prop.get("readOnly") is True
+                found[name] = found.get(name, False) or read_only
         for key in ("if", "then", "else"):
             collect(node.get(key))
         for key in _COMBINERS:

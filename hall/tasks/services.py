@@ -247,6 +247,8 @@ def validate_form(schema: dict | None, data: dict, instance_data: dict | None = 
         for key in data:
             if key not in declared:
                 errors[key] = ["表单中没有此字段"]
+            elif declared[key]:
+                errors[key] = ["此字段由系统填写，不能修改"]
     token = form_rules.INSTANCE_DATA.set(instance_data)
     try:
         found = list(_validator(schema).iter_errors(data))

@@ -7,8 +7,10 @@ from flask_login import current_user, login_required
 
 from hall.notifications import services
 from hall.web.args import page_arg
+from hall.web.views import _check_csrf
 
 bp = Blueprint("messages_web", __name__)
+bp.before_request(_check_csrf)  # the same per-session token as the other pages
 
 PAGE_SIZE = 20
 

@@ -19,8 +19,10 @@ from hall.quality import warnings as quality_warnings
 from hall.quality.models import CYCLE_STEPS, DIRECTIONS, LEVELS, WARNING_STATES, Cycle, CycleUnit
 from hall.tasks import services as tasks
 from hall.web.args import int_arg, page_arg
+from hall.web.views import _check_csrf
 
 bp = Blueprint("quality_web", __name__, url_prefix="/quality")
+bp.before_request(_check_csrf)  # the same per-session token as the other pages
 
 PAGE_SIZE = 20
 DASHBOARD_ROLES = ("quality_office", "admin", "supervisor", "dept_head")

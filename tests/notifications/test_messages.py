@@ -42,7 +42,7 @@ def test_a_process_started_on_someones_behalf_messages_them_without_calling_it_a
         '<spiffworkflow:property name="inCatalogue" value="false"/></spiffworkflow:properties>'
         '</bpmn:extensionElements>', 1)
     deploy_bpmn(diagram.encode())
-    start("behalf_flow")
+    start("behalf_flow", by_the_hall=True)
     dispatch()
     [message] = messages("t1001", "task_created")
     assert message.body == "「测试流程1 · 张伟」等待您办理。"
