@@ -98,6 +98,17 @@ def test_withdraw_after_head_acted_is_conflict(people, headed):
     assert teacher.get(f"process-instances/{instance['id']}").get_json()["state"] == "running"
 
 
+def test_withdraw_while_an_administrator_holds_it_is_conflict(people, headed):
+    """An instance the administrator suspended cannot be withdrawn by its starter (409 with the reason); it
+    stays suspended."""
+    teacher = people("t1001")
+    instance = start(teacher, headed)
+    assert people("admin").post(f"process-instances/{instance['id']}/suspend").status_code == 200
+    response = teacher.post(f"process-instances/{instance['id']}/withdraw")
+    assert response.status_code == 409 and response.get_json()["message"] == "此申请已被管理员暂停，暂不能撤销"
+    assert teacher.get(f"process-instances/{instance['id']}").get_json()["state"] == "suspended"
+
+
 def test_urge_once_a_day_by_the_starter(people, headed):
     """催办: the first is 201, a second the same day 429."""
     teacher = people("t1001")

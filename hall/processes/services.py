@@ -1167,7 +1167,9 @@ def withdraw_instance(instance_id: int, user: User) -> ProcessInstance:
     ))
     if acted:
         raise Conflict("已有人处理此申请，不能撤销")
-    return _set_state(instance_id, user, ("running", "suspended"), "terminated", "withdrawn")
+    if instance.state == "suspended":  # an administrator holds it: that decision is theirs to lift
+        raise Conflict("此申请已被管理员暂停，暂不能撤销")
+    return _set_state(instance_id, user, ("running",), "terminated", "withdrawn")
 
 
 def urge_instance(instance_id: int, user: User) -> InstanceEvent:
