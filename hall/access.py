@@ -221,6 +221,7 @@ RULES: dict[str, Rule] = {
     "messages.read_all": SIGNED_IN,
     "messages.get_channels": SIGNED_IN,
     "messages.put_channels": SIGNED_IN,
+    "messages.verify_channel_address": SIGNED_IN,
     "tokens.create_token": TOKENS,
     "tokens.list_tokens": TOKENS,
     "tokens.revoke_token": TOKENS,

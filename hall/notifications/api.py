@@ -53,6 +53,15 @@ class ChannelChoiceSchema(Schema):
     mobile = fields.String(allow_none=True, validate=validate.Regexp(r"^\+?\d{5,20}$", error="手机号格式不正确"))
     wecom_user_id = fields.String(allow_none=True, validate=validate.Length(max=64))
     available = fields.Function(lambda _: channels.configured(current_app.config), dump_only=True)
+    # A chosen address of one's own is used only once verified with the code sent there.
+    email_verified = fields.Function(lambda pref: services.is_verified(pref, current_user, "mail"), dump_only=True)
+    wecom_user_id_verified = fields.Function(lambda pref: services.is_verified(pref, current_user, "wecom_app"),
+                                             dump_only=True)
+
+
+class VerifyAddressSchema(Schema):
+    channel = fields.String(required=True, validate=validate.OneOf(("mail", "wecom_app")))
+    code = fields.String(required=True, validate=validate.Regexp(r"^\s*\d{6}\s*$", error="验证码为 6 位数字"))
 
 
 @blp.route("/messages")
@@ -92,3 +101,12 @@ def get_channels():
 @blp.response(200, ChannelChoiceSchema)
 def put_channels(args):
     return services.set_preference(current_user, args)
+
+
+@blp.route("/me/channels/verify", methods=["POST"])
+@login_required
+@blp.arguments(VerifyAddressSchema)
+@blp.response(200, ChannelChoiceSchema)
+def verify_channel_address(args):
+    """Confirm a new e-mail address or WeCom account with the code the hall sent there."""
+    return services.verify_address(current_user, args["channel"], args["code"])

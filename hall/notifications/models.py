@@ -71,6 +71,12 @@ class ChannelPreference(db.Model):
     email: Mapped[str | None] = mapped_column(sa.String(200))
     mobile: Mapped[str | None] = mapped_column(sa.String(32))  # @-mention in the robot groups
     wecom_user_id: Mapped[str | None] = mapped_column(sa.String(64))  # WeCom application messages
+    # An address is used once its owner typed the code the hall sent there (the account's own e-mail needs
+    # none): nobody can have the hall send their messages to somebody else.
+    verified_email: Mapped[str | None] = mapped_column(sa.String(200))
+    verified_wecom_user_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # The codes waiting to be typed: {channel: {address, hash, expires_at, attempts}}.
+    verification: Mapped[dict | None] = mapped_column(sa.JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

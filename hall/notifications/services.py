@@ -13,7 +13,10 @@ its receiver) uses to drop the repeat.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
 from collections import defaultdict
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -24,7 +27,7 @@ from sqlalchemy.orm import selectinload
 
 from hall.accounts.models import User
 from hall.db_types import utcnow
-from hall.errors import Invalid, NotFound
+from hall.errors import Conflict, Invalid, NotFound
 from hall.extensions import db
 from hall.notifications import channels
 from hall.notifications.models import CHANNELS, ChannelPreference, Delivery, Message, NotificationCursor
@@ -170,13 +173,76 @@ def _deliveries_for(message_ids: list[int], now: datetime, digest_too: bool = Fa
 
 
 def address_of(pref: ChannelPreference, user: User, channel: str) -> str | None:
+    """Where a message on *channel* goes: an address of the user's own choosing only once it is verified
+    (the account's e-mail until then)."""
     if channel == "mail":
-        return pref.email or user.email
+        return pref.email if pref.email and pref.email in (pref.verified_email, user.email) else user.email
     if channel in ("wecom", "dingtalk"):
         return pref.mobile or user.phone
     if channel == "wecom_app":
-        return pref.wecom_user_id
+        return pref.wecom_user_id if pref.wecom_user_id and pref.wecom_user_id == pref.verified_wecom_user_id \
+            else None
     return None
+
+
+def is_verified(pref: ChannelPreference, user: User, channel: str) -> bool:
+    """Whether the address the user chose on *channel* is one messages go to."""
+    if channel == "mail":
+        return bool(pref.email) and pref.email in (pref.verified_email, user.email)
+    return bool(pref.wecom_user_id) and pref.wecom_user_id == pref.verified_wecom_user_id
+
+
+# A code sent to a new address: six digits, good for 30 minutes and five tries.
+CODE_MINUTES = 30
+CODE_TRIES = 5
+_VERIFIED_FIELD = {"mail": ("email", "verified_email"), "wecom_app": ("wecom_user_id", "verified_wecom_user_id")}
+
+
+def _code_hash(user: User, channel: str, address: str, code: str) -> str:
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, f"{user.id}:{channel}:{address}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def _send_code(pref: ChannelPreference, user: User, channel: str, address: str) -> None:
+    """Send a fresh code to *address* on *channel* and remember its hash; 422 when it cannot be sent."""
+    code = f"{secrets.randbelow(10 ** 6):06d}"
+    out = channels.Outgoing(
+        title="诊改办事大厅：验证码",
+        body=f"{user.name}，您正在把此地址设为诊改办事大厅的通知地址，验证码为 {code}，{CODE_MINUTES} 分钟内有效。"
+             "如非本人操作，请忽略本消息。",
+        link=None, address=address, key=f"verify-{user.id}-{channel}-{secrets.token_hex(4)}")
+    try:
+        channels.send(channel, current_app.config, out)
+    except channels.ChannelError as err:
+        field = _VERIFIED_FIELD[channel][0]
+        raise Invalid(f"验证码发送失败：{err.reason}", errors={field: [f"验证码发送失败：{err.reason}"]}) from None
+    pending = dict(pref.verification or {})
+    pending[channel] = {"address": address, "hash": _code_hash(user, channel, address, code),
+                        "expires_at": (utcnow() + timedelta(minutes=CODE_MINUTES)).isoformat(), "attempts": 0}
+    pref.verification = pending
+
+
+def verify_address(user: User, channel: str, code: str) -> ChannelPreference:
+    """The code sent to the user's new address on *channel*: right, the address is used from now on; wrong,
+    422 (a try counted); expired or tried too often, 409 (save the address again for a new code)."""
+    pref = db.session.get(ChannelPreference, user.id)
+    pending = dict((pref.verification or {}) if pref else {})
+    entry = pending.get(channel)
+    field, verified = _VERIFIED_FIELD.get(channel, (None, None))
+    if pref is None or entry is None or field is None or getattr(pref, field) != entry["address"]:
+        raise Conflict("没有待验证的地址，请先保存新的通知地址")
+    if utcnow() > datetime.fromisoformat(entry["expires_at"]) or entry["attempts"] >= CODE_TRIES:
+        raise Conflict("验证码已失效，请重新保存通知地址以获取新的验证码")
+    if not hmac.compare_digest(entry["hash"], _code_hash(user, channel, entry["address"], str(code).strip())):
+        pending[channel] = {**entry, "attempts": entry["attempts"] + 1}
+        pref.verification = pending
+        db.session.commit()  # the try counts even though the answer is a refusal
+        raise Invalid("验证码不正确", errors={"code": ["验证码不正确"]})
+    setattr(pref, verified, entry["address"])
+    pending.pop(channel)
+    pref.verification = pending or None
+    db.session.commit()
+    return pref
 
 
 def _cursor() -> NotificationCursor:
@@ -522,6 +588,8 @@ def set_preference(user: User, values: dict) -> ChannelPreference:
     for name in ("email", "mobile", "wecom_user_id", "digest"):
         if name in values:
             setattr(pref, name, values[name] or (False if name == "digest" else None))
+    new_addresses = [channel for channel, (field, _) in _VERIFIED_FIELD.items()
+                     if values.get(field) and not is_verified(pref, user, channel)]
     chosen = list(dict.fromkeys(values.get("channels", pref.channels) or []))
     errors = {}
     available = channels.configured(current_app.config)
@@ -538,5 +606,11 @@ def set_preference(user: User, values: dict) -> ChannelPreference:
         db.session.rollback()
         raise Invalid("通知渠道设置有误", errors=errors)
     pref.channels = chosen
+    try:
+        for channel in new_addresses:  # a code goes to each new address; it is used once the code comes back
+            _send_code(pref, user, channel, getattr(pref, _VERIFIED_FIELD[channel][0]))
+    except Invalid:
+        db.session.rollback()
+        raise
     db.session.commit()
     return pref

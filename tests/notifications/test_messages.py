@@ -173,15 +173,16 @@ def test_channels_api_refuses_an_unconfigured_channel_and_a_missing_address(demo
     assert response.get_json()["errors"]["email"] == ["选择邮件通知需要填写邮箱地址"]
 
 
-def test_channels_api_saves_the_choice(demo, api, app, monkeypatch):
-    """PUT /me/channels stores channels, address and digest; GET returns them with the available channels."""
-    monkeypatch.setitem(app.config, "SMTP_HOST", "127.0.0.1")
+def test_channels_api_saves_the_choice(demo, api, smtp_server):
+    """PUT /me/channels stores channels, address and digest; GET returns them with the available channels
+    and whether the address is verified (a new one not yet: a code went there)."""
     api.login("t1001")
     saved = api.put("me/channels", {"channels": ["mail"], "email": "zhangwei@example.edu.cn", "digest": True})
     assert saved.status_code == 200, saved.get_json()
     body = api.get("me/channels").get_json()
-    assert (body["channels"], body["email"], body["digest"], body["available"]) == (
-        ["mail"], "zhangwei@example.edu.cn", True, ["mail"])
+    assert (body["channels"], body["email"], body["digest"], body["available"], body["email_verified"]) == (
+        ["mail"], "zhangwei@example.edu.cn", True, ["mail"], False)
+    assert [mail["To"] for mail in smtp_server.mails] == ["zhangwei@example.edu.cn"]
 
 
 def test_message_page_shows_messages_and_header_badge(demo, deploy_bpmn, api):
