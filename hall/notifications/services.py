@@ -27,7 +27,7 @@ from sqlalchemy.orm import selectinload
 
 from hall.accounts.models import User
 from hall.db_types import utcnow
-from hall.errors import Conflict, Invalid, NotFound
+from hall.errors import Conflict, HallError, Invalid, NotFound
 from hall.extensions import db
 from hall.notifications import channels
 from hall.notifications.models import CHANNELS, ChannelPreference, Delivery, Message, NotificationCursor
@@ -195,6 +195,7 @@ def is_verified(pref: ChannelPreference, user: User, channel: str) -> bool:
 # A code sent to a new address: six digits, good for 30 minutes and five tries.
 CODE_MINUTES = 30
 CODE_TRIES = 5
+CODE_INTERVAL_SECONDS = 60
 _VERIFIED_FIELD = {"mail": ("email", "verified_email"), "wecom_app": ("wecom_user_id", "verified_wecom_user_id")}
 
 
@@ -204,7 +205,14 @@ def _code_hash(user: User, channel: str, address: str, code: str) -> str:
 
 
 def _send_code(pref: ChannelPreference, user: User, channel: str, address: str) -> None:
-    """Send a fresh code to *address* on *channel* and remember its hash; 422 when it cannot be sent."""
+    """Send a fresh code to *address* on *channel* and remember its hash; 422 when it cannot be sent, 429
+    within a minute of the last code (nobody floods an address with codes)."""
+    earlier = (pref.verification or {}).get(channel)
+    if earlier and earlier.get("sent_at") and \
+            utcnow() - datetime.fromisoformat(earlier["sent_at"]) < timedelta(seconds=CODE_INTERVAL_SECONDS):
+        field = _VERIFIED_FIELD[channel][0]
+        raise HallError("验证码刚刚发送过，请 1 分钟后再试", errors={field: ["验证码刚刚发送过，请 1 分钟后再试"]},
+                        code=429)
     code = f"{secrets.randbelow(10 ** 6):06d}"
     out = channels.Outgoing(
         title="诊改办事大厅：验证码",
@@ -218,6 +226,7 @@ def _send_code(pref: ChannelPreference, user: User, channel: str, address: str) 
         raise Invalid(f"验证码发送失败：{err.reason}", errors={field: [f"验证码发送失败：{err.reason}"]}) from None
     pending = dict(pref.verification or {})
     pending[channel] = {"address": address, "hash": _code_hash(user, channel, address, code),
+                        "sent_at": utcnow().isoformat(),
                         "expires_at": (utcnow() + timedelta(minutes=CODE_MINUTES)).isoformat(), "attempts": 0}
     pref.verification = pending
 
@@ -609,7 +618,7 @@ def set_preference(user: User, values: dict) -> ChannelPreference:
     try:
         for channel in new_addresses:  # a code goes to each new address; it is used once the code comes back
             _send_code(pref, user, channel, getattr(pref, _VERIFIED_FIELD[channel][0]))
-    except Invalid:
+    except HallError:
         db.session.rollback()
         raise
     db.session.commit()

@@ -25,6 +25,17 @@ def _mailed_code(smtp_server, address: str) -> str:
     return _code(mail.get_body(("plain",)).get_content())
 
 
+def _age_code(username: str) -> None:
+    """Make the last code a minute old, as if the person had waited before asking for another."""
+    from hall.notifications.models import ChannelPreference
+
+    db.session.rollback()
+    pref = db.session.get(ChannelPreference, user(username).id)
+    pref.verification = {channel: {**entry, "sent_at": (utcnow() - timedelta(seconds=61)).isoformat()}
+                         for channel, entry in pref.verification.items()}
+    db.session.commit()
+
+
 def test_a_new_mailbox_gets_messages_only_after_its_code_comes_back(demo, deploy_bpmn, api, smtp_server):
     """h2001 chooses mail to a new address: a code goes there, messages still go to the account's address;
     a wrong code is 422; the right one verifies it and the next message goes to the new address."""
@@ -58,8 +69,8 @@ def test_the_accounts_own_address_needs_no_code(demo, api, smtp_server):
 
 
 def test_five_wrong_codes_or_an_old_code_need_a_new_one(demo, api, smtp_server):
-    """After five wrong tries even the right code is refused (409), as is a code past its 30 minutes; saving
-    the address again sends a new code that works."""
+    """After five wrong tries even the right code is refused (409), as is a code past its 30 minutes; asking
+    for another code within a minute is 429; saving the address again later sends a new code that works."""
     from hall.notifications.models import ChannelPreference
 
     api.login("h2001")
@@ -71,6 +82,9 @@ def test_five_wrong_codes_or_an_old_code_need_a_new_one(demo, api, smtp_server):
     locked = api.post("me/channels/verify", {"channel": "mail", "code": code})
     assert locked.status_code == 409 and "重新保存" in locked.get_json()["message"]
 
+    again = api.put("me/channels", {"email": NEW})
+    assert again.status_code == 429 and again.get_json()["message"] == "验证码刚刚发送过，请 1 分钟后再试"
+    _age_code("h2001")
     smtp_server.mails.clear()
     api.put("me/channels", {"email": NEW})
     code = _mailed_code(smtp_server, NEW)
@@ -80,6 +94,7 @@ def test_five_wrong_codes_or_an_old_code_need_a_new_one(demo, api, smtp_server):
     db.session.commit()
     assert api.post("me/channels/verify", {"channel": "mail", "code": code}).status_code == 409
 
+    _age_code("h2001")
     smtp_server.mails.clear()
     api.put("me/channels", {"email": NEW})
     assert api.post("me/channels/verify", {"channel": "mail", "code": _mailed_code(smtp_server, NEW)}).status_code == 200
