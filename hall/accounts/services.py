@@ -247,7 +247,7 @@ def delegate_for(username: str, actor: User, field: str = "username", verb: str 
     if not target.active:
         message = f"{target.name}（{username}）的账号已停用，不能{verb}"
         raise Invalid(message, errors={field: [message]})
-    if not (target.role_codes - NON_STAFF_ROLES):
+    if not is_staff(target):
         message = f"{target.name}（{username}）不是教职工，只能{verb}给在职教职工"
         raise Invalid(message, errors={field: [message]})
     return target

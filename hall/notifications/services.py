@@ -176,12 +176,11 @@ def address_of(pref: ChannelPreference, user: User, channel: str) -> str | None:
     """Where a message on *channel* goes: an address of the user's own choosing only once it is verified
     (the account's e-mail until then)."""
     if channel == "mail":
-        return pref.email if pref.email and pref.email in (pref.verified_email, user.email) else user.email
+        return pref.email if is_verified(pref, user, "mail") else user.email
     if channel in ("wecom", "dingtalk"):
         return pref.mobile or user.phone
     if channel == "wecom_app":
-        return pref.wecom_user_id if pref.wecom_user_id and pref.wecom_user_id == pref.verified_wecom_user_id \
-            else None
+        return pref.wecom_user_id if is_verified(pref, user, "wecom_app") else None
     return None
 
 
